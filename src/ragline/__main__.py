@@ -1,0 +1,5 @@
+"""``python -m ragline`` runs the command line."""
+
+from ragline.cli import main
+
+main()

@@ -1,0 +1,254 @@
+"""The ``ragline`` command line.
+
+ragline ingest docs/ --collection handbook
+ragline search "how do I calibrate the oxygen sensor" --k 5
+ragline status --json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from ragline.config import SearchMode, Settings, get_settings
+from ragline.domain import Outcome, SyncReport
+from ragline.errors import RaglineError
+from ragline.logs import configure_logging
+
+app = typer.Typer(
+    name="ragline",
+    help="Keep a knowledge base fresh in PostgreSQL + pgvector, and search it.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+out = Console()
+err = Console(stderr=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def _settings() -> Settings:
+    settings = get_settings()
+    configure_logging(settings)
+    return settings
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn ragline's errors into a one-line message and exit status 1."""
+    try:
+        yield
+    except RaglineError as e:
+        err.print(f"[bold red]error:[/] {e}", highlight=False)
+        raise typer.Exit(1) from e
+
+
+def _print_json(value: Any) -> None:
+    """JSON on stdout, unwrapped and uncoloured, for scripts."""
+    typer.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+class _Bar:
+    """Shows a sync's progress: one step per document."""
+
+    def __init__(self, progress: Progress, label: str) -> None:
+        self.progress = progress
+        self.label = label
+        self.task = progress.add_task(label, total=None)
+
+    def started(self, total: int) -> None:
+        self.progress.update(self.task, total=total)
+
+    def item_started(self, doc_id: str) -> None:
+        self.progress.update(self.task, description=f"{self.label} [dim]{doc_id}[/]")
+
+    def item_done(self, doc_id: str, outcome: Outcome) -> None:
+        self.progress.advance(self.task)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to ingest.")],
+    collection: Annotated[str, typer.Option(help="Collection to index into.")] = "default",
+    include: Annotated[
+        list[str] | None, typer.Option(help="Glob of relative paths to include (repeatable).")
+    ] = None,
+    exclude: Annotated[
+        list[str] | None, typer.Option(help="Glob of relative paths to skip (repeatable).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Index files and folders; unchanged files cost nothing, removed files leave the index."""
+    from ragline.ingest.pipeline import Pipeline
+    from ragline.ingest.sources import FileSource
+
+    settings = _settings()
+    with _errors():
+        missing = [str(p) for p in paths if not p.exists()]
+        if missing:
+            raise typer.BadParameter(f"no such file or folder: {', '.join(missing)}")
+        with err.status("Starting the database and loading the embedding model…"):
+            pipeline = Pipeline.from_settings(settings)
+        report = SyncReport()
+        progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+            disable=as_json or not err.is_terminal,
+        )
+        with progress:
+            for path in paths:
+                source = FileSource(path, include=include or (), exclude=exclude or ())
+                bar = _Bar(progress, f"Ingesting {path}")
+                report.merge(pipeline.sync(source, collection=collection, progress=bar))
+    if as_json:
+        _print_json(report.as_dict())
+        return
+    _print_report(report)
+
+
+def _print_report(report: SyncReport) -> None:
+    out.print(
+        f"[bold]added[/] {report.added}  [bold]updated[/] {report.updated}  "
+        f"[bold]unchanged[/] {report.unchanged}  [bold]deleted[/] {report.deleted}  "
+        f"[bold]failed[/] {report.failed}  —  {report.chunks} chunks written, "
+        f"{report.embedded} embedded, {report.seconds:.1f}s",
+        highlight=False,
+    )
+    for failure in report.failures:
+        out.print(f"  [red]failed[/] {failure.doc_id}: {failure.reason}", highlight=False)
+    for warning in report.warnings:
+        out.print(f"  [yellow]warning[/] {warning}", highlight=False)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    k: Annotated[int, typer.Option("--k", min=1, max=1000, help="Number of hits.")] = 10,
+    mode: Annotated[
+        str | None, typer.Option(help="dense, lexical or hybrid (default: RAGLINE_SEARCH_MODE).")
+    ] = None,
+    filters: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--filter",
+            help="key=value (repeatable): collection, source, type, document, date, "
+            "date_from, date_to, or any metadata key.",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Search the index."""
+    from ragline.search.filters import parse_filters
+    from ragline.search.hybrid import Searcher
+
+    settings = _settings()
+    with _errors():
+        if mode not in (None, "dense", "lexical", "hybrid"):
+            raise typer.BadParameter("--mode must be dense, lexical or hybrid")
+        search_filter = parse_filters(filters or [])
+        searcher = Searcher.from_settings(settings)
+        search_mode: SearchMode | None = mode  # type: ignore[assignment]
+        hits = searcher.search(query, k=k, mode=search_mode, search_filter=search_filter)
+    if as_json:
+        keys = ("doc_id", "chunk_id", "score", "title", "section", "text", "source", "collection")
+        _print_json([{key: hit.as_dict()[key] for key in keys} for hit in hits])
+        return
+    if not hits:
+        out.print("No results. Try other words, another --mode, or fewer filters.")
+        return
+    for rank, hit in enumerate(hits, start=1):
+        where = f"{hit.doc_id}" + (f" › {hit.section}" if hit.section else "")
+        out.print(f"[bold]{rank}.[/] [cyan]{where}[/]  [dim]{hit.score:.4f}[/]", highlight=False)
+        snippet = hit.text if len(hit.text) <= 400 else hit.text[:400].rsplit(" ", 1)[0] + " …"
+        out.print(f"   {snippet}", highlight=False, soft_wrap=False)
+
+
+@app.command()
+def status(as_json: JsonOption = False) -> None:
+    """Documents, chunks, failed documents with their reasons, and recent sync runs."""
+    from ragline.catalog import index_status
+    from ragline.db.engine import get_engine
+
+    settings = _settings()
+    with _errors():
+        info = index_status(get_engine(settings), settings.tenant)
+    if as_json:
+        _print_json(info)
+        return
+    docs = info["documents"]
+    out.print(
+        f"[bold]{docs['active']}[/] documents indexed in {info['chunks']} chunks "
+        f"({docs['failed']} failed, {docs['deleted']} deleted) — "
+        f"embedding model {info['embedding_model']} ({info['embedding_dim']}-d)",
+        highlight=False,
+    )
+    for row in info["collections"]:
+        out.print(f"  {row['collection']}: {row['documents']} documents, {row['chunks']} chunks")
+    if info["failed"]:
+        out.print("[bold red]Failed documents[/]")
+        for row in info["failed"]:
+            out.print(f"  {row['collection']}/{row['doc_id']}: {row['reason']}", highlight=False)
+    if info["runs"]:
+        table = Table(
+            "run", "started", "source", "status", "+", "~", "=", "-", "!", "embedded", "s"
+        )
+        for run in info["runs"]:
+            table.add_row(
+                str(run["id"]),
+                run["started_at"][:19],
+                _short(run["source"]),
+                run["status"],
+                *(str(run[key]) for key in ("added", "updated", "unchanged", "deleted", "failed")),
+                str(run["embedded"]),
+                f"{run['seconds']:.1f}" if run["seconds"] is not None else "",
+            )
+        out.print(table)
+
+
+def _short(text: str, width: int = 48) -> str:
+    return text if len(text) <= width else "…" + text[-(width - 1) :]
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply schema migrations (also done automatically on first use)."""
+    import sqlalchemy as sa
+
+    from ragline.db.engine import get_engine
+    from ragline.db.migrate import current_revision
+
+    settings = _settings()
+    with _errors():
+        engine = get_engine(settings)
+        with engine.connect() as conn:
+            revision = current_revision(conn)
+            version = conn.execute(sa.text("SHOW server_version")).scalar_one()
+    out.print(f"schema at revision {revision} (PostgreSQL {version})", highlight=False)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    return app(args=argv if argv is not None else sys.argv[1:])

@@ -1,0 +1,97 @@
+"""Schema migrations (Alembic), applied on first use and by ``ragline db upgrade``.
+
+The vector column's dimension is that of the configured embedding model when the
+schema is first created; the model's name and dimension are recorded in
+``index_meta`` and checked by every reader and writer of embeddings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from ragline.config import Settings
+from ragline.errors import DatabaseError, EmbeddingModelMismatch
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+_LOCK_KEY = 0x7261676C  # "ragl": serialises concurrent upgrades of one database
+
+
+def alembic_config(connection: sa.Connection, settings: Settings) -> Config:
+    from ragline.ingest.embedders import model_spec
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    name, dim = model_spec(settings)
+    config.attributes["embedding_model"] = name
+    config.attributes["embedding_dim"] = dim
+    return config
+
+
+def head_revision() -> str | None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
+def current_revision(connection: sa.Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(connection: sa.Connection, settings: Settings) -> str | None:
+    """Bring the schema to the latest revision; safe to call from many processes at once."""
+    _require_vector(connection)
+    connection.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": _LOCK_KEY})
+    try:
+        if current_revision(connection) != head_revision():
+            command.upgrade(alembic_config(connection, settings), "head")
+        connection.commit()
+    finally:
+        connection.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _LOCK_KEY})
+        connection.commit()
+    return current_revision(connection)
+
+
+def _require_vector(connection: sa.Connection) -> None:
+    version = connection.execute(sa.text("SHOW server_version_num")).scalar_one()
+    if int(version) < 150000:
+        raise DatabaseError(f"ragline needs PostgreSQL 15 or newer (server is {version})")
+    available = connection.execute(
+        sa.text("SELECT default_version FROM pg_available_extensions WHERE name = 'vector'")
+    ).scalar()
+    if available is None:
+        raise DatabaseError(
+            "the PostgreSQL server has no 'vector' extension (pgvector). Install pgvector on "
+            "the server (https://github.com/pgvector/pgvector#installation), or unset "
+            "RAGLINE_DATABASE_URL to use the embedded database, which includes it."
+        )
+    connection.execute(sa.text("CREATE EXTENSION IF NOT EXISTS vector"))
+    connection.commit()
+
+
+def check_embedding_model(connection: sa.Connection, name: str, dimension: int) -> None:
+    """Fail clearly if the index was built with another embedding model."""
+    rows: dict[str, str] = dict(
+        connection.execute(
+            sa.text(
+                "SELECT key, value FROM index_meta "
+                "WHERE key IN ('embedding_model', 'embedding_dim')"
+            )
+        ).all()
+    )
+    built_name, built_dim = rows.get("embedding_model"), rows.get("embedding_dim")
+    if built_name is None or built_dim is None:
+        raise DatabaseError("index_meta is missing the embedding model; run `ragline db upgrade`")
+    if built_name != name or int(built_dim) != dimension:
+        raise EmbeddingModelMismatch(
+            f"this index was built with the embedding model {built_name!r} ({built_dim} "
+            f"dimensions), but {name!r} ({dimension} dimensions) is configured. Set "
+            f"RAGLINE_EMBEDDING_MODEL={built_name} to use it, or point RAGLINE_HOME / "
+            "RAGLINE_DATABASE_URL at a new index to build one with the other model."
+        )

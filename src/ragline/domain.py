@@ -1,0 +1,167 @@
+"""Plain data types shared by every layer. No I/O, and no imports of our own."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class DocType(StrEnum):
+    PDF = "pdf"
+    HTML = "html"
+    MARKDOWN = "markdown"
+    TEXT = "text"
+
+
+class DocStatus(StrEnum):
+    ACTIVE = "active"
+    DELETED = "deleted"
+    FAILED = "failed"
+
+
+class Outcome(StrEnum):
+    """What a sync did with one source item."""
+
+    ADDED = "added"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    DELETED = "deleted"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """A run of text under one section of a document (a paragraph, a list, a table)."""
+
+    text: str
+    section: tuple[str, ...] = ()
+    page: int | None = None
+    kind: str = "text"  # "text" | "table" | "code"
+
+
+@dataclass(slots=True)
+class ParsedDocument:
+    """What a parser makes of a file: text in reading order, with its structure."""
+
+    title: str
+    doc_type: DocType
+    blocks: list[Block]
+    doc_date: dt.date | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def iter_text(self) -> Iterator[str]:
+        yield self.title
+        for block in self.blocks:
+            yield " > ".join(block.section)
+            yield block.text
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A piece of a document sized for the embedding model.
+
+    ``text`` is what is shown and matched lexically; ``embed_text`` adds the title and
+    section path so that the vector knows where the passage sits.
+    """
+
+    ordinal: int
+    text: str
+    embed_text: str
+    section: tuple[str, ...]
+    token_count: int
+    sha256: str
+    page: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """Metadata restrictions on a search. Every field that is set must match."""
+
+    collection: str | None = None
+    source: str | None = None
+    doc_type: str | None = None
+    doc_id: str | None = None
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    doc_id: str
+    chunk_id: int
+    score: float
+    title: str
+    section: str
+    text: str
+    source: str
+    collection: str
+    doc_type: str
+    page: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "doc_id": self.doc_id,
+            "chunk_id": self.chunk_id,
+            "score": self.score,
+            "title": self.title,
+            "section": self.section,
+            "text": self.text,
+            "source": self.source,
+            "collection": self.collection,
+            "doc_type": self.doc_type,
+            "page": self.page,
+        }
+
+
+@dataclass(slots=True)
+class ItemFailure:
+    doc_id: str
+    reason: str
+
+
+@dataclass(slots=True)
+class SyncReport:
+    """The result of one sync run over one or more sources."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    failed: int = 0
+    chunks: int = 0
+    embedded: int = 0
+    seconds: float = 0.0
+    failures: list[ItemFailure] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    run_ids: list[int] = field(default_factory=list)
+
+    def count(self, outcome: Outcome) -> None:
+        setattr(self, outcome.value, getattr(self, outcome.value) + 1)
+
+    def merge(self, other: SyncReport) -> None:
+        for name in ("added", "updated", "unchanged", "deleted", "failed", "chunks", "embedded"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.seconds += other.seconds
+        self.failures.extend(other.failures)
+        self.warnings.extend(other.warnings)
+        self.run_ids.extend(other.run_ids)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "added": self.added,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "deleted": self.deleted,
+            "failed": self.failed,
+            "chunks": self.chunks,
+            "embedded": self.embedded,
+            "seconds": round(self.seconds, 3),
+            "failures": [{"doc_id": f.doc_id, "reason": f.reason} for f in self.failures],
+            "warnings": list(self.warnings),
+            "run_ids": list(self.run_ids),
+        }

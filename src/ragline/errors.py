@@ -1,0 +1,47 @@
+"""ragline's errors: one small hierarchy per subsystem.
+
+Messages are written for the person who has to act on them: they say what went
+wrong and, where there is one, what to do next.
+"""
+
+from __future__ import annotations
+
+
+class RaglineError(Exception):
+    """Base of every error ragline raises on purpose."""
+
+
+class ConfigurationError(RaglineError):
+    """The settings or the environment cannot work as given."""
+
+
+class DatabaseError(RaglineError):
+    """The database cannot be reached, or lacks what ragline needs."""
+
+
+class EmbeddingModelMismatch(DatabaseError):
+    """The index was built with another embedding model than the one configured."""
+
+
+class IngestError(RaglineError):
+    """Ingestion of one item failed; the run records it and goes on."""
+
+
+class ParseError(IngestError):
+    """A document could not be turned into text (corrupt, empty, binary...)."""
+
+
+class SourceUnavailable(IngestError):
+    """A source as a whole cannot be listed or read."""
+
+
+class SyncInProgress(IngestError):
+    """Another sync of the same source holds its lock."""
+
+
+class EmbeddingError(RaglineError):
+    """The embedding model failed or could not be loaded."""
+
+
+class RetrievalError(RaglineError):
+    """A search could not be run as asked (bad filter, unknown mode...)."""

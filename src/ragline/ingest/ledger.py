@@ -1,0 +1,216 @@
+"""The ledger: what is indexed from each source, and the decision for each item.
+
+Every document a source has shown us has one row in ``documents``: its content hash,
+the source's etag and modification time, the embedding model and pipeline version it
+was indexed with, its chunk count, and its state (active, failed, deleted)::
+
+    ledger = Ledger(engine, tenant="default", collection="docs", source=source.name)
+    entries = ledger.load()
+    if ledger.unchanged_by_etag(entries.get(item.doc_id), item): ...
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from ragline.domain import DocStatus
+from ragline.ingest.sources.base import SourceItem
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    id: int
+    doc_id: str
+    source: str
+    status: DocStatus
+    sha256: str | None
+    etag: str | None
+    embedding_model: str | None
+    pipeline_version: str | None
+    chunk_count: int
+
+    @property
+    def indexed(self) -> bool:
+        """Whether chunks of some version of this document are in the index."""
+        return self.chunk_count > 0 and self.status is not DocStatus.DELETED
+
+
+class Ledger:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        tenant: str,
+        collection: str,
+        source: str,
+        embedding_model: str,
+        pipeline_version: str,
+    ) -> None:
+        self.engine = engine
+        self.tenant = tenant
+        self.collection = collection
+        self.source = source
+        self.embedding_model = embedding_model
+        self.pipeline_version = pipeline_version
+
+    def load(self) -> dict[str, LedgerEntry]:
+        """Every ledger row of this collection, by document id."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    """
+                    SELECT id, doc_id, source, status, sha256, etag, embedding_model,
+                           pipeline_version, chunk_count
+                    FROM documents WHERE tenant = :tenant AND collection = :collection
+                    """
+                ),
+                {"tenant": self.tenant, "collection": self.collection},
+            ).mappings()
+            return {
+                row["doc_id"]: LedgerEntry(**{**row, "status": DocStatus(row["status"])})
+                for row in rows
+            }
+
+    def current(self, entry: LedgerEntry | None) -> bool:
+        """Whether ``entry`` is active and was indexed the way this run would index it."""
+        return (
+            entry is not None
+            and entry.status is DocStatus.ACTIVE
+            and entry.embedding_model == self.embedding_model
+            and entry.pipeline_version == self.pipeline_version
+        )
+
+    def unchanged_by_etag(self, entry: LedgerEntry | None, item: SourceItem) -> bool:
+        return (
+            self.current(entry)
+            and item.etag is not None
+            and entry is not None
+            and (entry.etag == item.etag and entry.source == self.source)
+        )
+
+    def unchanged_by_hash(self, entry: LedgerEntry | None, sha256: str) -> bool:
+        return self.current(entry) and entry is not None and entry.sha256 == sha256
+
+    def touch(self, entry: LedgerEntry, item: SourceItem) -> None:
+        """Record that an unchanged item was seen (its etag may have moved)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    """
+                    UPDATE documents
+                    SET etag = :etag, source_modified = :modified, size_bytes = :size,
+                        source = :source, last_synced_at = now()
+                    WHERE id = :id
+                    """
+                ),
+                {
+                    "id": entry.id,
+                    "etag": item.etag,
+                    "modified": item.modified,
+                    "size": item.size,
+                    "source": self.source,
+                },
+            )
+
+    def record_failure(self, item: SourceItem, reason: str) -> None:
+        """Mark an item failed with its reason. Chunks of an earlier good version stay
+        searchable until the item is fixed or deleted at the source."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    """
+                    INSERT INTO documents (tenant, collection, doc_id, source, uri, etag,
+                                           source_modified, size_bytes, status, last_error)
+                    VALUES (:tenant, :collection, :doc_id, :source, :uri, :etag,
+                            :modified, :size, 'failed', :reason)
+                    ON CONFLICT (tenant, collection, doc_id) DO UPDATE
+                    SET status = 'failed', last_error = EXCLUDED.last_error,
+                        source = EXCLUDED.source, uri = EXCLUDED.uri,
+                        etag = NULL, last_synced_at = now()
+                    """
+                ),
+                {
+                    "tenant": self.tenant,
+                    "collection": self.collection,
+                    "doc_id": item.doc_id,
+                    "source": self.source,
+                    "uri": item.uri,
+                    "etag": item.etag,
+                    "modified": item.modified,
+                    "size": item.size,
+                    "reason": reason,
+                },
+            )
+
+    def tombstone_missing(self, seen: set[str]) -> list[str]:
+        """Delete the chunks of this source's documents that the source no longer lists,
+        and mark them deleted. Returns their document ids."""
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                sa.text(
+                    """
+                    SELECT id, doc_id, status FROM documents
+                    WHERE tenant = :tenant AND collection = :collection AND source = :source
+                      AND status <> 'deleted'
+                    FOR UPDATE
+                    """
+                ),
+                {"tenant": self.tenant, "collection": self.collection, "source": self.source},
+            ).all()
+            gone = [row for row in rows if row.doc_id not in seen]
+            if not gone:
+                return []
+            ids = [row.id for row in gone]
+            conn.execute(sa.text("DELETE FROM chunks WHERE document_id = ANY(:ids)"), {"ids": ids})
+            conn.execute(
+                sa.text(
+                    """
+                    UPDATE documents
+                    SET status = 'deleted', chunk_count = 0, etag = NULL, last_synced_at = now()
+                    WHERE id = ANY(:ids)
+                    """
+                ),
+                {"ids": ids},
+            )
+            return [row.doc_id for row in gone]
+
+
+def document_row(
+    *,
+    tenant: str,
+    collection: str,
+    source: str,
+    item: SourceItem,
+    title: str,
+    doc_type: str,
+    doc_date: dt.date | None,
+    metadata: dict[str, object],
+    sha256: str,
+    embedding_model: str,
+    pipeline_version: str,
+    warnings: list[str],
+) -> dict[str, object]:
+    """The parameters of a document's ledger row, as ``ChunkStore.replace`` writes it."""
+    return {
+        "tenant": tenant,
+        "collection": collection,
+        "doc_id": item.doc_id,
+        "source": source,
+        "doc_type": doc_type,
+        "title": title,
+        "uri": item.uri,
+        "doc_date": doc_date,
+        "metadata": json.dumps(metadata, default=str),
+        "sha256": sha256,
+        "etag": item.etag,
+        "source_modified": item.modified,
+        "size_bytes": item.size,
+        "embedding_model": embedding_model,
+        "pipeline_version": pipeline_version,
+        "warnings": json.dumps(warnings),
+    }

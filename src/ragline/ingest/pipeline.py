@@ -1,0 +1,292 @@
+"""One sync of one source: list, decide, parse, chunk, embed, write, reconcile.
+
+    pipeline = Pipeline.from_settings(get_settings())
+    report = pipeline.sync(FileSource(Path("docs")), collection="docs")
+    report.added, report.unchanged, report.embedded
+
+Each item ends in exactly one outcome (added, updated, unchanged, failed); items the
+source no longer lists are deleted. A bad item is recorded as failed with its reason
+and the run goes on. Running the same sync twice leaves the index as one run would.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from ragline.config import Settings
+from ragline.db.engine import get_engine
+from ragline.db.migrate import check_embedding_model
+from ragline.domain import ItemFailure, Outcome, SyncReport
+from ragline.errors import IngestError, ParseError, SyncInProgress
+from ragline.ingest.chunking import PROFILES, Chunker
+from ragline.ingest.embedders import Embedder, get_embedder
+from ragline.ingest.embedders.cache import EmbeddingCache
+from ragline.ingest.ledger import Ledger, LedgerEntry, document_row
+from ragline.ingest.parsers import parser_for
+from ragline.ingest.sources.base import Source, SourceItem
+from ragline.ingest.store import ChunkStore
+from ragline.ingest.text import sha256_of, sha256_text
+from ragline.logs import ensure_logging, get_logger
+
+# Bump when parsing or chunking changes in a way that should re-chunk unchanged files.
+PARSER_VERSION = "1"
+
+log = get_logger(__name__)
+
+
+class Progress(Protocol):
+    """Hears about a sync as it goes (a progress bar, a job's progress field)."""
+
+    def started(self, total: int) -> None: ...
+
+    def item_started(self, doc_id: str) -> None: ...
+
+    def item_done(self, doc_id: str, outcome: Outcome) -> None: ...
+
+
+class _Silent:
+    def started(self, total: int) -> None:
+        pass
+
+    def item_started(self, doc_id: str) -> None:
+        pass
+
+    def item_done(self, doc_id: str, outcome: Outcome) -> None:
+        pass
+
+
+@dataclass(slots=True)
+class _Result:
+    outcome: Outcome
+    chunks: int = 0
+    embedded: int = 0
+
+
+def pipeline_version(chunker_window: int) -> str:
+    """Fingerprint of everything besides the content that shapes a document's chunks."""
+    profiles = ";".join(PROFILES[t].fingerprint() for t in sorted(PROFILES))
+    return sha256_text(f"{PARSER_VERSION}|{chunker_window}|{profiles}")[:16]
+
+
+class Pipeline:
+    def __init__(self, engine: Engine, embedder: Embedder, settings: Settings) -> None:
+        self.engine = engine
+        self.embedder = embedder
+        self.settings = settings
+        self.chunker = Chunker(embedder.tokenizer, window=embedder.max_tokens)
+        self.version = pipeline_version(embedder.max_tokens)
+        self.store = ChunkStore(
+            engine, EmbeddingCache(engine, embedder), batch_size=settings.write_batch_size
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Pipeline:
+        ensure_logging(settings)
+        return cls(get_engine(settings), get_embedder(settings), settings)
+
+    def sync(
+        self,
+        source: Source,
+        *,
+        collection: str,
+        tenant: str | None = None,
+        progress: Progress | None = None,
+    ) -> SyncReport:
+        tenant = tenant or self.settings.tenant
+        progress = progress or _Silent()
+        bound = log.bind(tenant=tenant, collection=collection, source=source.name)
+        with self.engine.connect() as conn:
+            check_embedding_model(conn, self.embedder.name, self.embedder.dimension)
+        ledger = Ledger(
+            self.engine,
+            tenant=tenant,
+            collection=collection,
+            source=source.name,
+            embedding_model=self.embedder.name,
+            pipeline_version=self.version,
+        )
+        report = SyncReport()
+        started = time.perf_counter()
+        with self._source_lock(tenant, collection, source.name):
+            run_id = self._start_run(tenant, collection, source.name)
+            report.run_ids.append(run_id)
+            bound = bound.bind(run_id=run_id)
+            try:
+                items = list(source.list())
+                progress.started(len(items))
+                entries = ledger.load()
+                for item in items:
+                    progress.item_started(item.doc_id)
+                    result = self._sync_item(source, item, entries.get(item.doc_id), ledger, report)
+                    report.count(result.outcome)
+                    report.chunks += result.chunks
+                    report.embedded += result.embedded
+                    progress.item_done(item.doc_id, result.outcome)
+                    bound.debug("item_synced", doc_id=item.doc_id, outcome=result.outcome.value)
+                for doc_id in ledger.tombstone_missing({item.doc_id for item in items}):
+                    report.count(Outcome.DELETED)
+                    bound.info("document_deleted", doc_id=doc_id)
+            except BaseException as e:
+                report.seconds = time.perf_counter() - started
+                self._finish_run(run_id, report, status="failed", error=f"{type(e).__name__}: {e}")
+                raise
+            report.seconds = time.perf_counter() - started
+            self._finish_run(run_id, report, status="succeeded")
+        bound.info(
+            "sync_finished", **{k: v for k, v in report.as_dict().items() if k != "failures"}
+        )
+        return report
+
+    def _sync_item(
+        self,
+        source: Source,
+        item: SourceItem,
+        entry: LedgerEntry | None,
+        ledger: Ledger,
+        report: SyncReport,
+    ) -> _Result:
+        if ledger.unchanged_by_etag(entry, item):
+            return _Result(Outcome.UNCHANGED)
+        bound = log.bind(doc_id=item.doc_id, source=ledger.source)
+        try:
+            if item.size is not None and item.size > self.settings.max_file_bytes:
+                raise IngestError(
+                    f"{item.size:,} bytes is over the limit of {self.settings.max_file_bytes:,} "
+                    "(RAGLINE_MAX_FILE_BYTES)"
+                )
+            parser = parser_for(item.name)
+            if parser is None:
+                raise ParseError(f"unsupported file type: {item.name}")
+            data = source.read(item)
+            if not data:
+                raise ParseError("the file is empty (0 bytes)")
+            document = parser.parse(data, name=item.name)
+            digest = sha256_of(document.iter_text())
+            if ledger.unchanged_by_hash(entry, digest):
+                assert entry is not None
+                ledger.touch(entry, item)
+                return _Result(Outcome.UNCHANGED)
+            row = document_row(
+                tenant=ledger.tenant,
+                collection=ledger.collection,
+                source=ledger.source,
+                item=item,
+                title=document.title,
+                doc_type=document.doc_type.value,
+                doc_date=document.doc_date or (item.modified.date() if item.modified else None),
+                metadata=document.metadata,
+                sha256=digest,
+                embedding_model=self.embedder.name,
+                pipeline_version=self.version,
+                warnings=document.warnings,
+            )
+            written, embedded = self.store.replace(
+                row,
+                self.chunker.split(document),
+                on_batch=lambda w, e: bound.debug("chunks_written", chunks=w, embedded=e),
+            )
+        except IngestError as e:
+            return self._failed(item, str(e), ledger, report)
+        except (sa.exc.OperationalError, sa.exc.InterfaceError):
+            raise  # the database itself is gone: the run cannot go on
+        except Exception as e:  # a parser library's own bug must not stop the run
+            bound.exception("item_crashed")
+            return self._failed(item, f"unexpected {type(e).__name__}: {e}", ledger, report)
+        report.warnings.extend(f"{item.doc_id}: {w}" for w in document.warnings)
+        outcome = Outcome.UPDATED if entry is not None and entry.indexed else Outcome.ADDED
+        bound.info("document_indexed", outcome=outcome.value, chunks=written, embedded=embedded)
+        return _Result(outcome, chunks=written, embedded=embedded)
+
+    @staticmethod
+    def _failed(item: SourceItem, reason: str, ledger: Ledger, report: SyncReport) -> _Result:
+        ledger.record_failure(item, reason)
+        report.failures.append(ItemFailure(item.doc_id, reason))
+        log.warning("document_failed", doc_id=item.doc_id, source=ledger.source, reason=reason)
+        return _Result(Outcome.FAILED)
+
+    @contextmanager
+    def _source_lock(self, tenant: str, collection: str, source: str) -> Iterator[None]:
+        """Hold a session lock for the source: two syncs of one source never overlap."""
+        with self.engine.connect() as conn:
+            key = f"sync:{tenant}:{collection}:{source}"
+            locked = conn.execute(
+                sa.text("SELECT pg_try_advisory_lock(hashtextextended(:key, 0))"), {"key": key}
+            ).scalar_one()
+            conn.commit()
+            if not locked:
+                raise SyncInProgress(
+                    f"another sync of {source} into {collection!r} is running; "
+                    "wait for it to finish, then run this one again"
+                )
+            try:
+                yield
+            finally:
+                conn.execute(
+                    sa.text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))"), {"key": key}
+                )
+                conn.commit()
+
+    def _start_run(self, tenant: str, collection: str, source: str) -> int:
+        with self.engine.begin() as conn:
+            # We hold the source's lock: a run still marked running was interrupted.
+            conn.execute(
+                sa.text(
+                    """
+                    UPDATE sync_runs SET status = 'failed', finished_at = now(),
+                        errors = errors || '[{"reason": "interrupted"}]'::jsonb
+                    WHERE tenant = :tenant AND collection = :collection AND source = :source
+                      AND status = 'running'
+                    """
+                ),
+                {"tenant": tenant, "collection": collection, "source": source},
+            )
+            run_id: int = conn.execute(
+                sa.text(
+                    "INSERT INTO sync_runs (tenant, collection, source, status) "
+                    "VALUES (:tenant, :collection, :source, 'running') RETURNING id"
+                ),
+                {"tenant": tenant, "collection": collection, "source": source},
+            ).scalar_one()
+            return run_id
+
+    def _finish_run(
+        self, run_id: int, report: SyncReport, *, status: str, error: str | None = None
+    ) -> None:
+        errors = [{"doc_id": f.doc_id, "reason": f.reason} for f in report.failures]
+        if error is not None:
+            errors.append({"reason": error})
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    """
+                    UPDATE sync_runs SET status = :status, finished_at = now(),
+                        added = :added, updated = :updated, unchanged = :unchanged,
+                        deleted = :deleted, failed = :failed, chunks = :chunks,
+                        embedded = :embedded, seconds = :seconds,
+                        errors = CAST(:errors AS jsonb), warnings = CAST(:warnings AS jsonb)
+                    WHERE id = :id
+                    """
+                ),
+                {
+                    "id": run_id,
+                    "status": status,
+                    "added": report.added,
+                    "updated": report.updated,
+                    "unchanged": report.unchanged,
+                    "deleted": report.deleted,
+                    "failed": report.failed,
+                    "chunks": report.chunks,
+                    "embedded": report.embedded,
+                    "seconds": report.seconds,
+                    "errors": json.dumps(errors),
+                    "warnings": json.dumps(report.warnings),
+                },
+            )

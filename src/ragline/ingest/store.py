@@ -1,0 +1,110 @@
+"""Writing a document's chunks: all of them replaced in one transaction.
+
+Readers see the old version or the new one, never a mix; a process killed halfway
+leaves the old version (or nothing, for a new document) and the ledger unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from ragline.domain import Chunk
+from ragline.ingest.embedders.cache import EmbeddingCache
+
+_UPSERT_DOCUMENT = sa.text(
+    """
+    INSERT INTO documents (tenant, collection, doc_id, source, doc_type, title, uri, doc_date,
+                           metadata, sha256, etag, source_modified, size_bytes, embedding_model,
+                           pipeline_version, status, last_error, warnings, chunk_count)
+    VALUES (:tenant, :collection, :doc_id, :source, :doc_type, :title, :uri, :doc_date,
+            CAST(:metadata AS jsonb), :sha256, :etag, :source_modified, :size_bytes,
+            :embedding_model, :pipeline_version, 'active', NULL, CAST(:warnings AS jsonb), 0)
+    ON CONFLICT (tenant, collection, doc_id) DO UPDATE SET
+        source = EXCLUDED.source, doc_type = EXCLUDED.doc_type, title = EXCLUDED.title,
+        uri = EXCLUDED.uri, doc_date = EXCLUDED.doc_date, metadata = EXCLUDED.metadata,
+        sha256 = EXCLUDED.sha256, etag = EXCLUDED.etag,
+        source_modified = EXCLUDED.source_modified, size_bytes = EXCLUDED.size_bytes,
+        embedding_model = EXCLUDED.embedding_model,
+        pipeline_version = EXCLUDED.pipeline_version, status = 'active', last_error = NULL,
+        warnings = EXCLUDED.warnings, last_synced_at = now()
+    RETURNING id
+    """
+)
+
+_INSERT_CHUNK = sa.text(
+    """
+    INSERT INTO chunks (document_id, tenant, collection, source, doc_type, doc_date, ordinal,
+                        section, page, text, token_count, sha256, embedding)
+    VALUES (:document_id, :tenant, :collection, :source, :doc_type, :doc_date, :ordinal,
+            :section, :page, :text, :token_count, :sha256, :embedding)
+    """
+)
+
+
+def _batches(chunks: Iterable[Chunk], size: int) -> Iterator[list[Chunk]]:
+    iterator = iter(chunks)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+class ChunkStore:
+    def __init__(self, engine: Engine, cache: EmbeddingCache, *, batch_size: int = 256) -> None:
+        self.engine = engine
+        self.cache = cache
+        self.batch_size = batch_size
+
+    def replace(
+        self,
+        document: dict[str, object],
+        chunks: Iterable[Chunk],
+        *,
+        on_batch: Callable[[int, int], None] | None = None,
+    ) -> tuple[int, int]:
+        """Write ``document``'s ledger row and replace its chunks, atomically.
+
+        ``chunks`` may be a generator: it is embedded and written batch by batch, so a
+        huge document never sits in memory whole. Returns (chunks written, chunks the
+        model embedded); ``on_batch`` hears the same after every batch.
+        """
+        written = embedded = 0
+        with self.engine.begin() as conn:
+            document_id = conn.execute(_UPSERT_DOCUMENT, document).scalar_one()
+            conn.execute(sa.text("DELETE FROM chunks WHERE document_id = :id"), {"id": document_id})
+            for batch in _batches(chunks, self.batch_size):
+                vectors, computed = self.cache.embed(
+                    [c.embed_text for c in batch], [c.sha256 for c in batch]
+                )
+                conn.execute(
+                    _INSERT_CHUNK,
+                    [
+                        {
+                            "document_id": document_id,
+                            "tenant": document["tenant"],
+                            "collection": document["collection"],
+                            "source": document["source"],
+                            "doc_type": document["doc_type"],
+                            "doc_date": document["doc_date"],
+                            "ordinal": chunk.ordinal,
+                            "section": " > ".join(chunk.section),
+                            "page": chunk.page,
+                            "text": chunk.text,
+                            "token_count": chunk.token_count,
+                            "sha256": chunk.sha256,
+                            "embedding": vector,
+                        }
+                        for chunk, vector in zip(batch, vectors, strict=True)
+                    ],
+                )
+                written += len(batch)
+                embedded += computed
+                if on_batch is not None:
+                    on_batch(written, embedded)
+            conn.execute(
+                sa.text("UPDATE documents SET chunk_count = :n WHERE id = :id"),
+                {"n": written, "id": document_id},
+            )
+        return written, embedded

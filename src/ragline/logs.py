@@ -1,0 +1,51 @@
+"""Structured logging: structlog to stderr, as JSON lines or for a console.
+
+from ragline.logs import configure_logging, get_logger
+
+configure_logging(get_settings())
+log = get_logger(__name__).bind(source="docs", doc_id="a.md")
+log.info("document_indexed", chunks=12)
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+
+from ragline.config import Settings
+
+
+def configure_logging(settings: Settings) -> None:
+    level = logging.getLevelName(settings.log_level.upper())
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if settings.log_format == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    # Third-party libraries log through the standard library; keep them quiet unless asked.
+    logging.basicConfig(level=max(level, logging.WARNING), stream=sys.stderr)
+
+
+def get_logger(name: str) -> Any:
+    return structlog.get_logger(name)
+
+
+def ensure_logging(settings: Settings) -> None:
+    """Configure logging from ``settings`` unless the application already did."""
+    if not structlog.is_configured():
+        configure_logging(settings)

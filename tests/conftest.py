@@ -1,0 +1,77 @@
+"""Shared fixtures: one embedded PostgreSQL (pgserver, with pgvector) and one embedding
+model for the whole session; a clean database for every test that asks for one."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from ragline.config import Settings, get_settings
+from ragline.db.engine import get_engine
+from ragline.ingest.embedders import Embedder, get_embedder
+from ragline.ingest.pipeline import Pipeline
+from ragline.logs import configure_logging
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "corpus"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ragline_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every test, and every process a test starts, uses a fresh RAGLINE_HOME."""
+    home = tmp_path_factory.mktemp("ragline-home")
+    saved = {key: os.environ.get(key) for key in ("RAGLINE_HOME", "RAGLINE_DATABASE_URL")}
+    os.environ["RAGLINE_HOME"] = str(home)
+    os.environ.pop("RAGLINE_DATABASE_URL", None)
+    get_settings.cache_clear()
+    yield home
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def settings(ragline_home: Path) -> Settings:
+    settings = get_settings()
+    configure_logging(settings)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def engine(settings: Settings) -> Engine:
+    return get_engine(settings)
+
+
+@pytest.fixture(scope="session")
+def embedder(settings: Settings) -> Embedder:
+    return get_embedder(settings)
+
+
+@pytest.fixture
+def clean_db(engine: Engine) -> Engine:
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("TRUNCATE documents, chunks, embedding_cache, sync_runs RESTART IDENTITY")
+        )
+    return engine
+
+
+@pytest.fixture
+def pipeline(clean_db: Engine, embedder: Embedder, settings: Settings) -> Pipeline:
+    return Pipeline(clean_db, embedder, settings)
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    """A private copy of the sample corpus, free to edit."""
+    target = tmp_path / "corpus"
+    shutil.copytree(SAMPLES, target)
+    return target

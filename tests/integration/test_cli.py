@@ -1,0 +1,145 @@
+"""The command line, end to end, against the embedded database."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from typer.testing import CliRunner
+
+from ragline.cli import app
+from ragline.config import Settings
+from ragline.db.engine import get_engine
+from ragline.db.migrate import check_embedding_model
+from ragline.errors import DatabaseError, EmbeddingModelMismatch
+
+runner = CliRunner()
+
+REPORT_KEYS = {
+    "added",
+    "updated",
+    "unchanged",
+    "deleted",
+    "failed",
+    "chunks",
+    "embedded",
+    "seconds",
+}
+HIT_KEYS = {"doc_id", "chunk_id", "score", "title", "section", "text", "source", "collection"}
+
+
+def run(*args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_ingest_search_status_json(clean_db: Engine, corpus: Path) -> None:
+    (corpus / "broken.pdf").write_bytes(b"%PDF-1.5 not really")
+
+    report = json.loads(run("ingest", str(corpus), "--collection", "manuals", "--json"))
+    assert set(report) >= REPORT_KEYS
+    assert (report["added"], report["failed"], report["unchanged"]) == (20, 1, 0)
+    assert report["embedded"] == report["chunks"] > 0
+    assert isinstance(report["seconds"], float)
+
+    again = json.loads(run("ingest", str(corpus), "--collection", "manuals", "--json"))
+    assert (again["unchanged"], again["embedded"], again["failed"]) == (20, 0, 1)
+
+    hits = json.loads(run("search", "E-4471", "--mode", "lexical", "--k", "3", "--json"))
+    assert len(hits) == 3
+    assert set(hits[0]) == HIT_KEYS
+    assert hits[0]["doc_id"] == "support/troubleshooting-guide.pdf"
+    assert hits[0]["collection"] == "manuals"
+
+    filtered = json.loads(
+        run(
+            "search", "battery", "--filter", "type=html", "--filter", "collection=manuals", "--json"
+        )
+    )
+    assert filtered
+    assert all(hit["doc_id"].endswith(".html") for hit in filtered)
+
+    status = json.loads(run("status", "--json"))
+    assert status["documents"] == {"active": 20, "failed": 1, "deleted": 0}
+    assert status["chunks"] == report["chunks"]
+    assert status["failed"][0]["doc_id"] == "broken.pdf"
+    assert "PDF" in status["failed"][0]["reason"]
+    assert [run_["unchanged"] for run_ in status["runs"]] == [20, 0]
+    assert status["embedding_model"] == "all-MiniLM-L6-v2"
+
+
+def test_human_output(clean_db: Engine, corpus: Path) -> None:
+    summary = run("ingest", str(corpus / "support"))
+    assert "added 7" in summary
+    assert "failed 0" in summary
+
+    found = run("search", "how long is the warranty", "--k", "2")
+    assert "warranty.txt" in found
+
+    status = run("status")
+    assert "7 documents indexed" in status
+
+
+def test_errors_say_what_to_do(clean_db: Engine, tmp_path: Path) -> None:
+    missing = runner.invoke(app, ["ingest", str(tmp_path / "nope")])
+    assert missing.exit_code != 0
+    assert "no such file or folder" in missing.output
+
+    bad_filter = runner.invoke(app, ["search", "x", "--filter", "date=yesterday"])
+    assert bad_filter.exit_code == 1
+    assert "YYYY-MM-DD" in bad_filter.output
+
+    bad_mode = runner.invoke(app, ["search", "x", "--mode", "fuzzy"])
+    assert bad_mode.exit_code != 0
+    assert "dense, lexical or hybrid" in bad_mode.output
+
+
+def test_db_upgrade_reports_the_revision(engine: Engine) -> None:
+    assert "schema at revision 0001" in run("db", "upgrade")
+
+
+def test_another_embedding_model_is_refused(engine: Engine) -> None:
+    with engine.connect() as conn:
+        check_embedding_model(conn, "all-MiniLM-L6-v2", 384)
+        with pytest.raises(
+            EmbeddingModelMismatch, match=r"built with the embedding model 'all-MiniLM-L6-v2' \(384"
+        ):
+            check_embedding_model(conn, "bge-base-en", 768)
+
+
+def test_embedding_model_is_recorded_in_the_ledger(clean_db: Engine, corpus: Path) -> None:
+    run("ingest", str(corpus / "guides"))
+    with clean_db.connect() as conn:
+        models = conn.execute(sa.text("SELECT DISTINCT embedding_model FROM documents")).scalars()
+        assert list(models) == ["all-MiniLM-L6-v2"]
+
+
+def _local_postgres() -> str | None:
+    url = "postgresql://postgres@127.0.0.1:5432/postgres"
+    try:
+        with psycopg.connect(url, connect_timeout=2) as conn:
+            has_vector = conn.execute(
+                "SELECT 1 FROM pg_available_extensions WHERE name = 'vector'"
+            ).fetchone()
+    except psycopg.OperationalError:
+        return None
+    return None if has_vector else url
+
+
+def test_server_without_pgvector_gets_a_clear_error(tmp_path: Path) -> None:
+    url = _local_postgres()
+    if url is None:
+        pytest.skip("no PostgreSQL without pgvector on 127.0.0.1:5432 to test against")
+    with pytest.raises(DatabaseError, match="no 'vector' extension"):
+        get_engine(Settings(home=tmp_path, database_url=url))
+
+
+def test_unreachable_server_gets_a_clear_error(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, database_url="postgresql://nobody@127.0.0.1:9/none")
+    with pytest.raises(DatabaseError, match="cannot connect to PostgreSQL"):
+        get_engine(settings)
