@@ -57,11 +57,19 @@ def embedder(settings: Settings) -> Embedder:
 
 @pytest.fixture
 def clean_db(engine: Engine) -> Engine:
+    """An empty index. The embedding cache is kept: it is content-addressed, so it
+    changes no result, only how many chunks reach the model."""
     with engine.begin() as conn:
-        conn.execute(
-            sa.text("TRUNCATE documents, chunks, embedding_cache, sync_runs RESTART IDENTITY")
-        )
+        conn.execute(sa.text("TRUNCATE documents, chunks, sync_runs RESTART IDENTITY"))
     return engine
+
+
+@pytest.fixture
+def cold_cache(clean_db: Engine) -> Engine:
+    """An empty index and an empty embedding cache: every chunk reaches the model."""
+    with clean_db.begin() as conn:
+        conn.execute(sa.text("TRUNCATE embedding_cache"))
+    return clean_db
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ def run(*args: str) -> str:
     return result.stdout
 
 
-def test_ingest_search_status_json(clean_db: Engine, corpus: Path) -> None:
+def test_ingest_search_status_json(cold_cache: Engine, corpus: Path) -> None:
     (corpus / "broken.pdf").write_bytes(b"%PDF-1.5 not really")
 
     report = json.loads(run("ingest", str(corpus), "--collection", "manuals", "--json"))

@@ -41,7 +41,9 @@ def ledger_row(engine: Engine, doc_id: str) -> sa.RowMapping:
         )
 
 
-def test_sample_corpus_is_indexed_whole(pipeline: Pipeline, corpus: Path, engine: Engine) -> None:
+def test_sample_corpus_is_indexed_whole(
+    cold_cache: Engine, pipeline: Pipeline, corpus: Path, engine: Engine
+) -> None:
     report = pipeline.sync(FileSource(corpus), collection="samples")
 
     files = [p for p in corpus.rglob("*") if p.is_file()]

@@ -8,10 +8,13 @@ one server; it stops when the last of them exits.
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import warnings
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from ragline.errors import DatabaseError
 
@@ -47,6 +50,7 @@ def _start(pgdata: Path) -> Any:
             "or set RAGLINE_DATABASE_URL to a PostgreSQL server with pgvector"
         ) from e
     pgdata.parent.mkdir(parents=True, exist_ok=True)
+    _forget_dead_processes(pgdata)
     try:
         return get_server(pgdata, cleanup_mode="stop")
     except Exception as e:
@@ -55,6 +59,24 @@ def _start(pgdata: Path) -> Any:
         raise DatabaseError(
             f"could not start the embedded PostgreSQL in {pgdata}: {e}\nserver log (tail):\n{tail}"
         ) from e
+
+
+def _forget_dead_processes(pgdata: Path) -> None:
+    """Drop processes that died without saying goodbye (SIGKILL, OOM) from pgserver's
+    list of users of the server, so that it still stops when the last live one exits."""
+    from pgserver import PostgresServer  # type: ignore[attr-defined]
+
+    handles = pgdata / ".handle_pids.json"
+    with PostgresServer._lock:
+        if not handles.exists():
+            return
+        try:
+            pids = json.loads(handles.read_text())
+        except (OSError, ValueError):
+            return
+        alive = [pid for pid in pids if psutil.pid_exists(pid)]
+        if alive != pids:
+            handles.write_text(json.dumps(alive))
 
 
 def _ensure_database(server: Any) -> None:
