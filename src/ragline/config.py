@@ -69,6 +69,14 @@ class Settings(BaseSettings):
         default=100, ge=1, description="Candidates taken from each list before fusion."
     )
     hnsw_ef_search: int = Field(default=100, ge=1, le=1000)
+    bm25_k1: float = Field(default=1.2, ge=0, description="BM25 term-frequency saturation.")
+    bm25_b: float = Field(default=0.75, ge=0, le=1, description="BM25 length normalisation.")
+    bm25_context_weight: float = Field(
+        default=1.0,
+        ge=0,
+        description="Weight of a term found in a chunk's title and section path, relative "
+        "to one in its passage (BM25F-style field weighting).",
+    )
 
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
     log_format: Literal["console", "json"] = "console"

@@ -64,12 +64,14 @@ class ParsedDocument:
 class Chunk:
     """A piece of a document sized for the embedding model.
 
-    ``text`` is what is shown and matched lexically; ``embed_text`` adds the title and
-    section path so that the vector knows where the passage sits.
+    ``text`` is the passage shown to people; ``context`` is the title and section path
+    it sits under; ``embed_text`` is both, as the model sees them. Lexical search
+    matches both too, the context as a field of its own.
     """
 
     ordinal: int
     text: str
+    context: str
     embed_text: str
     section: tuple[str, ...]
     token_count: int

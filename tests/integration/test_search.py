@@ -26,7 +26,7 @@ def searcher(
     engine: Engine, embedder: Embedder, settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> Searcher:
     with engine.begin() as conn:
-        conn.execute(sa.text("TRUNCATE documents, chunks, sync_runs RESTART IDENTITY"))
+        conn.execute(sa.text("TRUNCATE documents, chunks, postings, sync_runs RESTART IDENTITY"))
     corpus = tmp_path_factory.mktemp("search") / "corpus"
     shutil.copytree(SAMPLES, corpus)
     pipeline = Pipeline(engine, embedder, settings)

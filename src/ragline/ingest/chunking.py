@@ -106,6 +106,7 @@ class Chunker:
                 yield Chunk(
                     ordinal=ordinal,
                     text=text,
+                    context=context,
                     embed_text=embed_text,
                     section=draft.section,
                     token_count=self.tokenizer.count(embed_text),

@@ -37,7 +37,7 @@ from ragline.ingest.text import sha256_of, sha256_text
 from ragline.logs import ensure_logging, get_logger
 
 # Bump when parsing or chunking changes in a way that should re-chunk unchanged files.
-PARSER_VERSION = "1"
+PARSER_VERSION = "2"
 
 log = get_logger(__name__)
 

@@ -38,9 +38,33 @@ _UPSERT_DOCUMENT = sa.text(
 _INSERT_CHUNK = sa.text(
     """
     INSERT INTO chunks (document_id, tenant, collection, source, doc_type, doc_date, ordinal,
-                        section, page, text, token_count, sha256, embedding)
+                        section, page, context, text, token_count, sha256, embedding)
     VALUES (:document_id, :tenant, :collection, :source, :doc_type, :doc_date, :ordinal,
-            :section, :page, :text, :token_count, :sha256, :embedding)
+            :section, :page, :context, :text, :token_count, :sha256, :embedding)
+    """
+)
+
+# The BM25 postings of a run of a document's chunks, and their lexical lengths:
+# term counts in the context (weight A in the tsvector) and in the passage.
+_INSERT_POSTINGS = sa.text(
+    """
+    INSERT INTO postings (tenant, term, collection, chunk_id, tf_context, tf_text)
+    SELECT c.tenant, t.lexeme, c.collection, c.id,
+           count(*) FILTER (WHERE w = 'A'), count(*) FILTER (WHERE w <> 'A')
+    FROM chunks c, unnest(c.tsv) AS t, unnest(t.weights) AS w
+    WHERE c.document_id = :document_id AND c.ordinal BETWEEN :first AND :last
+    GROUP BY c.tenant, t.lexeme, c.collection, c.id
+    """
+)
+
+_SET_LENGTHS = sa.text(
+    """
+    UPDATE chunks c SET len_context = s.len_context, len_text = s.len_text
+    FROM (SELECT p.chunk_id, sum(p.tf_context) AS len_context, sum(p.tf_text) AS len_text
+          FROM postings p JOIN chunks pc ON pc.id = p.chunk_id
+          WHERE pc.document_id = :document_id AND pc.ordinal BETWEEN :first AND :last
+          GROUP BY p.chunk_id) s
+    WHERE c.id = s.chunk_id
     """
 )
 
@@ -91,6 +115,7 @@ class ChunkStore:
                             "ordinal": chunk.ordinal,
                             "section": " > ".join(chunk.section),
                             "page": chunk.page,
+                            "context": chunk.context,
                             "text": chunk.text,
                             "token_count": chunk.token_count,
                             "sha256": chunk.sha256,
@@ -99,6 +124,13 @@ class ChunkStore:
                         for chunk, vector in zip(batch, vectors, strict=True)
                     ],
                 )
+                span = {
+                    "document_id": document_id,
+                    "first": batch[0].ordinal,
+                    "last": batch[-1].ordinal,
+                }
+                conn.execute(_INSERT_POSTINGS, span)
+                conn.execute(_SET_LENGTHS, span)
                 written += len(batch)
                 embedded += computed
                 if on_batch is not None:

@@ -85,3 +85,12 @@ def filter_sql(search_filter: Filter, tenant: str) -> tuple[str, dict[str, Any]]
         )
         params["f_metadata"] = json.dumps(search_filter.metadata)
     return " AND ".join(clauses), params
+
+
+def scope_sql(search_filter: Filter, alias: str) -> str:
+    """The condition delimiting a search's BM25 statistics on table ``alias``: the
+    tenant, and the collection when the search is restricted to one."""
+    condition = f"{alias}.tenant = :f_tenant"
+    if search_filter.collection is not None:
+        condition += f" AND {alias}.collection = :f_collection"
+    return condition

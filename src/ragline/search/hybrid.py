@@ -5,13 +5,16 @@
 
 - dense: cosine distance on the HNSW index. When the filters leave few chunks, they
   are scanned exactly instead, so a selective filter never starves the result.
-- lexical: PostgreSQL full text (English stemming), query terms OR-ed, ts_rank_cd.
+- lexical: Okapi BM25 (k1, b from settings) computed in SQL from per-chunk postings
+  of PostgreSQL's English text search lexemes (stemmed, stop words removed).
 - hybrid: weighted reciprocal rank fusion of both lists,
   score = w_dense / (k + rank_dense) + w_lexical / (k + rank_lexical).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,44 +27,63 @@ from ragline.domain import Filter, Hit
 from ragline.errors import RetrievalError
 from ragline.ingest.embedders import Embedder, get_embedder
 from ragline.logs import ensure_logging
-from ragline.search.filters import filter_sql
+from ragline.search.filters import filter_sql, scope_sql
 
 # Below this many chunks in the filtered scope, dense search scans them exactly.
 EXACT_SCAN_LIMIT = 20_000
 
-# The query's lexemes OR-ed together, each quoted the way tsquery syntax wants.
-_QUERY_TERMS = """
-    query AS (
-        SELECT CASE WHEN count(*) = 0 THEN NULL ELSE
-            string_agg(
-                '''' || replace(replace(lexeme, '\\', '\\\\'), '''', '''''') || '''', ' | '
-            )::tsquery
-        END AS tsq
+# Okapi BM25 over the postings of the searched scope (tenant, and collection when the
+# search is restricted to one): N, average length and document frequencies are those
+# of that scope. Other filters restrict the candidates, not the statistics.
+#   idf(t)   = ln(1 + (N - df + 0.5) / (df + 0.5))
+#   score(c) = sum_t idf(t) * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len / avg_len))
+# with tf and len counting a term in the context (title, section) w_context times.
+_LEXICAL = """
+    terms AS (
+        SELECT DISTINCT lexeme AS term
         FROM unnest(tsvector_to_array(to_tsvector('english', :query))) AS lexeme
+    ),
+    bm25_scope AS (
+        SELECT count(*)::float8 AS n,
+               greatest(avg(s.len_text + :w_context * s.len_context), 1e-9)::float8 AS avg_len
+        FROM chunks s WHERE {scope_chunks}
+    ),
+    matches AS (
+        SELECT p.term, p.chunk_id, p.tf_text + :w_context * p.tf_context AS tf
+        FROM postings p JOIN terms ON terms.term = p.term
+        WHERE {scope_postings}
+    ),
+    df AS (SELECT term, count(*)::float8 AS df FROM matches GROUP BY term),
+    lexical AS (
+        SELECT id, score, row_number() OVER (ORDER BY score DESC, id) AS rank FROM (
+            SELECT c.id, sum(
+                ln(1 + (bm25_scope.n - df.df + 0.5) / (df.df + 0.5)) * m.tf * (:k1 + 1)
+                / (m.tf + :k1 * (1 - :b + :b
+                    * (c.len_text + :w_context * c.len_context) / bm25_scope.avg_len))
+            ) AS score
+            FROM matches m
+            JOIN df ON df.term = m.term
+            JOIN chunks c ON c.id = m.chunk_id
+            CROSS JOIN bm25_scope
+            WHERE {where}
+            GROUP BY c.id
+            ORDER BY score DESC LIMIT :depth
+        ) candidates
     )"""
 
 _DENSE = """
-    scope AS (
+    dense_scope AS (
         SELECT count(*) AS n FROM (SELECT 1 FROM chunks c WHERE {where} LIMIT :exact_limit + 1) s
     ),
     dense AS (
         SELECT id, dist, row_number() OVER (ORDER BY dist, id) AS rank FROM (
             (SELECT c.id, c.embedding <=> :qvec AS dist FROM chunks c
-             WHERE {where} AND (SELECT n FROM scope) <= :exact_limit
+             WHERE {where} AND (SELECT n FROM dense_scope) <= :exact_limit
              ORDER BY (c.embedding <=> :qvec) + 0 LIMIT :depth)
             UNION ALL
             (SELECT c.id, c.embedding <=> :qvec AS dist FROM chunks c
-             WHERE {where} AND (SELECT n FROM scope) > :exact_limit
+             WHERE {where} AND (SELECT n FROM dense_scope) > :exact_limit
              ORDER BY c.embedding <=> :qvec LIMIT :depth)
-        ) candidates
-    )"""
-
-_LEXICAL = """
-    lexical AS (
-        SELECT id, score, row_number() OVER (ORDER BY score DESC, id) AS rank FROM (
-            SELECT c.id, ts_rank_cd(c.tsv, query.tsq) AS score FROM chunks c, query
-            WHERE c.tsv @@ query.tsq AND {where}
-            ORDER BY score DESC LIMIT :depth
         ) candidates
     )"""
 
@@ -85,10 +107,14 @@ _RESULT = """
     LIMIT :k"""
 
 
-def search_sql(mode: SearchMode, where: str) -> str:
+def search_sql(mode: SearchMode, where: str, scope: Callable[[str], str]) -> str:
+    """The statement for ``mode``; ``where`` filters ``chunks c``, ``scope(alias)`` is
+    the condition that delimits the BM25 statistics on a table with that alias."""
     parts = []
     if mode in ("lexical", "hybrid"):
-        parts += [_QUERY_TERMS, _LEXICAL.format(where=where)]
+        parts.append(
+            _LEXICAL.format(where=where, scope_chunks=scope("s"), scope_postings=scope("p"))
+        )
     if mode in ("dense", "hybrid"):
         parts.append(_DENSE.format(where=where))
     parts.append(f"fused AS ({_FUSED[mode]})")
@@ -131,7 +157,8 @@ class Searcher:
         if mode not in _FUSED:
             raise RetrievalError(f"unknown search mode {mode!r}: use dense, lexical or hybrid")
         k = k or self.settings.search_k
-        where, params = filter_sql(search_filter or Filter(), tenant or self.settings.tenant)
+        search_filter = search_filter or Filter()
+        where, params = filter_sql(search_filter, tenant or self.settings.tenant)
         params |= {
             "query": query,
             "k": k,
@@ -140,11 +167,15 @@ class Searcher:
             "rrf_k": self.settings.rrf_k,
             "w_dense": self.settings.dense_weight,
             "w_lexical": self.settings.lexical_weight,
+            "k1": self.settings.bm25_k1,
+            "b": self.settings.bm25_b,
+            "w_context": self.settings.bm25_context_weight,
         }
         if mode in ("dense", "hybrid"):
             params["qvec"] = self._query_vector(query)
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.text(search_sql(mode, where)), params).mappings().all()
+            sql = search_sql(mode, where, partial(scope_sql, search_filter))
+            rows = conn.execute(sa.text(sql), params).mappings().all()
         return [_hit(row) for row in rows]
 
     def _query_vector(self, query: str) -> Any:
