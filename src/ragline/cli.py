@@ -39,6 +39,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+eval_app = typer.Typer(help="Measure retrieval quality.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
 
 out = Console()
 err = Console(stderr=True)
@@ -65,6 +67,19 @@ def _errors() -> Iterator[None]:
 def _print_json(value: Any) -> None:
     """JSON on stdout, unwrapped and uncoloured, for scripts."""
     typer.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _progress(*, disable: bool) -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=disable,
+    )
 
 
 class _Bar:
@@ -109,16 +124,7 @@ def ingest(
         with err.status("Starting the database and loading the embedding model…"):
             pipeline = Pipeline.from_settings(settings)
         report = SyncReport()
-        progress = Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-            disable=as_json or not err.is_terminal,
-        )
+        progress = _progress(disable=as_json or not err.is_terminal)
         with progress:
             for path in paths:
                 source = FileSource(path, include=include or (), exclude=exclude or ())
@@ -231,6 +237,78 @@ def status(as_json: JsonOption = False) -> None:
 
 def _short(text: str, width: int = 48) -> str:
     return text if len(text) <= width else "…" + text[-(width - 1) :]
+
+
+@eval_app.command("retrieval")
+def eval_retrieval(
+    beir: Annotated[
+        Path, typer.Option(help="BEIR dataset folder: corpus.jsonl, queries.jsonl, qrels/.")
+    ],
+    split: Annotated[str, typer.Option(help="qrels split to evaluate (qrels/SPLIT.tsv).")] = "test",
+    mode: Annotated[str, typer.Option(help="dense, lexical, hybrid or all.")] = "all",
+    as_json: JsonOption = False,
+) -> None:
+    """Ingest a BEIR dataset into its own collection (unchanged documents cost nothing on
+    later runs), run its judged queries, and report nDCG@10, Recall@100, MRR@10 and
+    search latency per mode."""
+    from ragline.eval.beir import BeirDataset
+    from ragline.eval.retrieval import evaluate_retrieval
+    from ragline.ingest.pipeline import Pipeline
+    from ragline.search.hybrid import Searcher
+
+    settings = _settings()
+    modes: tuple[SearchMode, ...]
+    if mode == "all":
+        modes = ("lexical", "dense", "hybrid")
+    elif mode in ("dense", "lexical", "hybrid"):
+        modes = (mode,)  # type: ignore[assignment]
+    else:
+        raise typer.BadParameter("--mode must be dense, lexical, hybrid or all")
+    with _errors():
+        dataset = BeirDataset(beir)
+        queries = len(dataset.queries(split))
+        with err.status("Starting the database and loading the embedding model…"):
+            pipeline = Pipeline.from_settings(settings)
+        searcher = Searcher(pipeline.engine, settings, pipeline.embedder)
+        progress = _progress(disable=as_json or not err.is_terminal)
+        with progress:
+            task = progress.add_task("Querying", total=queries * len(modes), visible=False)
+
+            def advance() -> None:
+                progress.update(task, visible=True)
+                progress.advance(task)
+
+            result = evaluate_retrieval(
+                pipeline,
+                searcher,
+                dataset,
+                split=split,
+                modes=modes,
+                ingest_progress=_Bar(progress, f"Ingesting {dataset.name}"),
+                on_query=advance,
+            )
+    if as_json:
+        _print_json(result.as_dict())
+        return
+    ingest = result.ingest
+    out.print(
+        f"{dataset.name} ({split}, {queries} queries) in collection {result.collection!r}: "
+        f"{ingest.added + ingest.updated} documents indexed, {ingest.unchanged} unchanged, "
+        f"{ingest.embedded} chunks embedded",
+        highlight=False,
+    )
+    table = Table("mode", "nDCG@10", "Recall@100", "MRR@10", "p50 ms", "p95 ms")
+    for name, figures in result.as_dict().items():
+        table.add_row(
+            name,
+            *(
+                f"{figures[key]:.4f}"
+                if key.startswith(("ndcg", "recall", "mrr"))
+                else f"{figures[key]:.1f}"
+                for key in ("ndcg@10", "recall@100", "mrr@10", "p50_ms", "p95_ms")
+            ),
+        )
+    out.print(table)
 
 
 @db_app.command("upgrade")

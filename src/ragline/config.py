@@ -69,6 +69,13 @@ class Settings(BaseSettings):
         default=100, ge=1, description="Candidates taken from each list before fusion."
     )
     hnsw_ef_search: int = Field(default=100, ge=1, le=1000)
+    rerank_model_path: Path | None = Field(
+        default=None,
+        description="Local sentence-transformers cross-encoder directory; unset: no reranking.",
+    )
+    rerank_depth: int = Field(
+        default=50, ge=1, le=1000, description="Fused hits the reranker reads and reorders."
+    )
     bm25_k1: float = Field(default=1.2, ge=0, description="BM25 term-frequency saturation.")
     bm25_b: float = Field(default=0.75, ge=0, le=1, description="BM25 length normalisation.")
     bm25_context_weight: float = Field(

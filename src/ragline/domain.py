@@ -14,6 +14,7 @@ class DocType(StrEnum):
     HTML = "html"
     MARKDOWN = "markdown"
     TEXT = "text"
+    RECORD = "record"
 
 
 class DocStatus(StrEnum):

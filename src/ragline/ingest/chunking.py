@@ -57,6 +57,7 @@ PROFILES: dict[DocType, ChunkProfile] = {
     DocType.HTML: ChunkProfile("html", max_tokens=200, overlap_tokens=30),
     DocType.TEXT: ChunkProfile("text", max_tokens=220, overlap_tokens=40),
     DocType.PDF: ChunkProfile("pdf", max_tokens=220, overlap_tokens=40),
+    DocType.RECORD: ChunkProfile("record", max_tokens=220, overlap_tokens=40),
 }
 
 

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import chain, islice
 from typing import Protocol
 
 import sqlalchemy as sa
@@ -24,7 +25,7 @@ from sqlalchemy.engine import Engine
 from ragline.config import Settings
 from ragline.db.engine import get_engine
 from ragline.db.migrate import check_embedding_model
-from ragline.domain import ItemFailure, Outcome, SyncReport
+from ragline.domain import Chunk, ItemFailure, Outcome, SyncReport
 from ragline.errors import IngestError, ParseError, SyncInProgress
 from ragline.ingest.chunking import PROFILES, Chunker
 from ragline.ingest.embedders import Embedder, get_embedder
@@ -32,7 +33,7 @@ from ragline.ingest.embedders.cache import EmbeddingCache
 from ragline.ingest.ledger import Ledger, LedgerEntry, document_row
 from ragline.ingest.parsers import parser_for
 from ragline.ingest.sources.base import Source, SourceItem
-from ragline.ingest.store import ChunkStore
+from ragline.ingest.store import ChunkStore, batched
 from ragline.ingest.text import sha256_of, sha256_text
 from ragline.logs import ensure_logging, get_logger
 
@@ -68,6 +69,23 @@ class _Result:
     outcome: Outcome
     chunks: int = 0
     embedded: int = 0
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """A parsed, chunked document waiting to be written. ``rest`` is None when
+    ``head`` holds all its chunks; otherwise they stream from ``rest`` after it."""
+
+    item: SourceItem
+    entry: LedgerEntry | None
+    row: dict[str, object]
+    head: list[Chunk]
+    rest: Iterator[Chunk] | None
+    warnings: list[str]
+
+
+# Items prepared together; the chunks of the small ones are embedded in shared batches.
+_WINDOW = 32
 
 
 def pipeline_version(chunker_window: int) -> str:
@@ -123,14 +141,26 @@ class Pipeline:
                 items = list(source.list())
                 progress.started(len(items))
                 entries = ledger.load()
-                for item in items:
-                    progress.item_started(item.doc_id)
-                    result = self._sync_item(source, item, entries.get(item.doc_id), ledger, report)
+
+                def done(item: SourceItem, result: _Result) -> None:
                     report.count(result.outcome)
                     report.chunks += result.chunks
                     report.embedded += result.embedded
                     progress.item_done(item.doc_id, result.outcome)
                     bound.debug("item_synced", doc_id=item.doc_id, outcome=result.outcome.value)
+
+                for window in batched(items, _WINDOW):
+                    prepared: list[_Prepared] = []
+                    for item in window:
+                        progress.item_started(item.doc_id)
+                        step = self._prepare(source, item, entries.get(item.doc_id), ledger, report)
+                        if isinstance(step, _Result):
+                            done(item, step)
+                        else:
+                            prepared.append(step)
+                    report.embedded += self._embed_ahead(prepared)
+                    for step in prepared:
+                        done(step.item, self._write(step, ledger, report))
                 for doc_id in ledger.tombstone_missing({item.doc_id for item in items}):
                     report.count(Outcome.DELETED)
                     bound.info("document_deleted", doc_id=doc_id)
@@ -145,17 +175,17 @@ class Pipeline:
         )
         return report
 
-    def _sync_item(
+    def _prepare(
         self,
         source: Source,
         item: SourceItem,
         entry: LedgerEntry | None,
         ledger: Ledger,
         report: SyncReport,
-    ) -> _Result:
+    ) -> _Result | _Prepared:
+        """Decide what to do with ``item``; parse and chunk it when it must be indexed."""
         if ledger.unchanged_by_etag(entry, item):
             return _Result(Outcome.UNCHANGED)
-        bound = log.bind(doc_id=item.doc_id, source=ledger.source)
         try:
             if item.size is not None and item.size > self.settings.max_file_bytes:
                 raise IngestError(
@@ -174,39 +204,66 @@ class Pipeline:
                 assert entry is not None
                 ledger.touch(entry, item)
                 return _Result(Outcome.UNCHANGED)
-            row = document_row(
-                tenant=ledger.tenant,
-                collection=ledger.collection,
-                source=ledger.source,
-                item=item,
-                title=document.title,
-                doc_type=document.doc_type.value,
-                doc_date=document.doc_date or (item.modified.date() if item.modified else None),
-                metadata=document.metadata,
-                sha256=digest,
-                embedding_model=self.embedder.name,
-                pipeline_version=self.version,
-                warnings=document.warnings,
-            )
+            chunks = self.chunker.split(document)
+            head = list(islice(chunks, self.settings.write_batch_size + 1))
+        except Exception as e:
+            return self._failed(item, e, ledger, report)
+        row = document_row(
+            tenant=ledger.tenant,
+            collection=ledger.collection,
+            source=ledger.source,
+            item=item,
+            title=document.title,
+            doc_type=document.doc_type.value,
+            doc_date=document.doc_date or (item.modified.date() if item.modified else None),
+            metadata=document.metadata,
+            sha256=digest,
+            embedding_model=self.embedder.name,
+            pipeline_version=self.version,
+            warnings=document.warnings,
+        )
+        if len(head) <= self.settings.write_batch_size:
+            return _Prepared(item, entry, row, head, None, document.warnings)
+        return _Prepared(item, entry, row, head, chunks, document.warnings)
+
+    def _embed_ahead(self, prepared: list[_Prepared]) -> int:
+        """Embed the chunks of the small documents of a window in shared batches, so
+        that writing them finds every vector in the cache. Returns chunks embedded."""
+        chunks = [c for step in prepared if step.rest is None for c in step.head]
+        if not chunks:
+            return 0
+        _, embedded = self.store.cache.embed(
+            [c.embed_text for c in chunks], [c.sha256 for c in chunks]
+        )
+        return embedded
+
+    def _write(self, step: _Prepared, ledger: Ledger, report: SyncReport) -> _Result:
+        bound = log.bind(doc_id=step.item.doc_id, source=ledger.source)
+        chunks = step.head if step.rest is None else chain(step.head, step.rest)
+        try:
             written, embedded = self.store.replace(
-                row,
-                self.chunker.split(document),
+                step.row,
+                chunks,
                 on_batch=lambda w, e: bound.debug("chunks_written", chunks=w, embedded=e),
             )
-        except IngestError as e:
-            return self._failed(item, str(e), ledger, report)
-        except (sa.exc.OperationalError, sa.exc.InterfaceError):
-            raise  # the database itself is gone: the run cannot go on
-        except Exception as e:  # a parser library's own bug must not stop the run
-            bound.exception("item_crashed")
-            return self._failed(item, f"unexpected {type(e).__name__}: {e}", ledger, report)
-        report.warnings.extend(f"{item.doc_id}: {w}" for w in document.warnings)
-        outcome = Outcome.UPDATED if entry is not None and entry.indexed else Outcome.ADDED
+        except Exception as e:
+            return self._failed(step.item, e, ledger, report)
+        report.warnings.extend(f"{step.item.doc_id}: {w}" for w in step.warnings)
+        indexed_before = step.entry is not None and step.entry.indexed
+        outcome = Outcome.UPDATED if indexed_before else Outcome.ADDED
         bound.info("document_indexed", outcome=outcome.value, chunks=written, embedded=embedded)
         return _Result(outcome, chunks=written, embedded=embedded)
 
     @staticmethod
-    def _failed(item: SourceItem, reason: str, ledger: Ledger, report: SyncReport) -> _Result:
+    def _failed(item: SourceItem, error: Exception, ledger: Ledger, report: SyncReport) -> _Result:
+        """Record ``item`` as failed; errors of the database itself stop the run."""
+        if isinstance(error, sa.exc.OperationalError | sa.exc.InterfaceError):
+            raise error
+        if isinstance(error, IngestError):
+            reason = str(error)
+        else:  # a parser library's own bug must not stop the run
+            log.error("item_crashed", doc_id=item.doc_id, exc_info=error)
+            reason = f"unexpected {type(error).__name__}: {error}"
         ledger.record_failure(item, reason)
         report.failures.append(ItemFailure(item.doc_id, reason))
         log.warning("document_failed", doc_id=item.doc_id, source=ledger.source, reason=reason)

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ragline.domain import Chunk
 from ragline.ingest.embedders.cache import EmbeddingCache
+
+T = TypeVar("T")
 
 _UPSERT_DOCUMENT = sa.text(
     """
@@ -69,8 +72,9 @@ _SET_LENGTHS = sa.text(
 )
 
 
-def _batches(chunks: Iterable[Chunk], size: int) -> Iterator[list[Chunk]]:
-    iterator = iter(chunks)
+def batched(values: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Consecutive lists of ``size`` values (the last may be shorter)."""
+    iterator = iter(values)
     while batch := list(islice(iterator, size)):
         yield batch
 
@@ -98,7 +102,7 @@ class ChunkStore:
         with self.engine.begin() as conn:
             document_id = conn.execute(_UPSERT_DOCUMENT, document).scalar_one()
             conn.execute(sa.text("DELETE FROM chunks WHERE document_id = :id"), {"id": document_id})
-            for batch in _batches(chunks, self.batch_size):
+            for batch in batched(chunks, self.batch_size):
                 vectors, computed = self.cache.embed(
                     [c.embed_text for c in batch], [c.sha256 for c in batch]
                 )

@@ -9,11 +9,13 @@
   of PostgreSQL's English text search lexemes (stemmed, stop words removed).
 - hybrid: weighted reciprocal rank fusion of both lists,
   score = w_dense / (k + rank_dense) + w_lexical / (k + rank_lexical).
+
+A ``Reranker``, when configured, reorders the top ``rerank_depth`` hits.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -25,9 +27,10 @@ from ragline.db.engine import get_engine
 from ragline.db.migrate import check_embedding_model
 from ragline.domain import Filter, Hit
 from ragline.errors import RetrievalError
-from ragline.ingest.embedders import Embedder, get_embedder
+from ragline.ingest.embedders import Embedder, Vectors, get_embedder
 from ragline.logs import ensure_logging
 from ragline.search.filters import filter_sql, scope_sql
+from ragline.search.rerank import Reranker, get_reranker
 
 # Below this many chunks in the filtered scope, dense search scans them exactly.
 EXACT_SCAN_LIMIT = 20_000
@@ -123,17 +126,22 @@ def search_sql(mode: SearchMode, where: str, scope: Callable[[str], str]) -> str
 
 class Searcher:
     def __init__(
-        self, engine: Engine, settings: Settings, embedder: Embedder | None = None
+        self,
+        engine: Engine,
+        settings: Settings,
+        embedder: Embedder | None = None,
+        reranker: Reranker | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
+        self.reranker = reranker
         self._embedder = embedder
         self._model_checked = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Searcher:
         ensure_logging(settings)
-        return cls(get_engine(settings), settings)
+        return cls(get_engine(settings), settings, reranker=get_reranker(settings))
 
     @property
     def embedder(self) -> Embedder:
@@ -149,14 +157,18 @@ class Searcher:
         mode: SearchMode | None = None,
         search_filter: Filter | None = None,
         tenant: str | None = None,
+        query_vector: Vectors | None = None,
     ) -> list[Hit]:
+        """Hits for ``query``, best first. ``query_vector`` skips embedding the query
+        when the caller already has it (a batch of queries embedded at once)."""
         query = query.strip()
         if not query:
             raise RetrievalError("the query is empty")
         mode = mode or self.settings.search_mode
         if mode not in _FUSED:
             raise RetrievalError(f"unknown search mode {mode!r}: use dense, lexical or hybrid")
-        k = k or self.settings.search_k
+        wanted = k or self.settings.search_k
+        k = max(wanted, self.settings.rerank_depth) if self.reranker is not None else wanted
         search_filter = search_filter or Filter()
         where, params = filter_sql(search_filter, tenant or self.settings.tenant)
         params |= {
@@ -172,19 +184,28 @@ class Searcher:
             "w_context": self.settings.bm25_context_weight,
         }
         if mode in ("dense", "hybrid"):
-            params["qvec"] = self._query_vector(query)
+            params["qvec"] = (
+                query_vector if query_vector is not None else self.embed_queries([query])[0]
+            )
         with self.engine.connect() as conn:
+            if mode != "lexical" and params["depth"] > self.settings.hnsw_ef_search:
+                # An HNSW scan returns at most ef_search rows.
+                conn.execute(sa.text(f"SET LOCAL hnsw.ef_search = {int(params['depth'])}"))
             sql = search_sql(mode, where, partial(scope_sql, search_filter))
             rows = conn.execute(sa.text(sql), params).mappings().all()
-        return [_hit(row) for row in rows]
+        hits = [_hit(row) for row in rows]
+        if self.reranker is not None:
+            hits = self.reranker.rerank(query, hits)
+        return hits[:wanted]
 
-    def _query_vector(self, query: str) -> Any:
+    def embed_queries(self, queries: Sequence[str]) -> Vectors:
+        """One vector per query, from the model the index was built with (checked once)."""
         embedder = self.embedder
         if not self._model_checked:
             with self.engine.connect() as conn:
                 check_embedding_model(conn, embedder.name, embedder.dimension)
             self._model_checked = True
-        return embedder.embed([query])[0]
+        return embedder.embed(list(queries))
 
 
 def _hit(row: Any) -> Hit:

@@ -12,6 +12,7 @@ from ragline.ingest.parsers.base import Parser
 from ragline.ingest.parsers.html import HtmlParser
 from ragline.ingest.parsers.markdown import MarkdownParser
 from ragline.ingest.parsers.pdf import PdfParser
+from ragline.ingest.parsers.record import RecordParser
 from ragline.ingest.parsers.text import TextParser
 
 __all__ = ["SUPPORTED_SUFFIXES", "Parser", "parser_for"]
@@ -27,6 +28,7 @@ _BY_SUFFIX: dict[str, Parser] = {
     ".text": TextParser(),
     ".rst": TextParser(),
     ".log": TextParser(),
+    ".json": RecordParser(),
 }
 SUPPORTED_SUFFIXES = frozenset(_BY_SUFFIX)
 

@@ -1,0 +1,1 @@
+"""Evaluation of retrieval (BEIR-format datasets) with standard ranking metrics."""
