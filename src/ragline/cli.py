@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -165,6 +166,12 @@ def search(
             "date_from, date_to, or any metadata key.",
         ),
     ] = None,
+    dense_weight: Annotated[
+        float | None, typer.Option(min=0, help="Weight of the dense list in hybrid fusion.")
+    ] = None,
+    lexical_weight: Annotated[
+        float | None, typer.Option(min=0, help="Weight of the BM25 list in hybrid fusion.")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Search the index."""
@@ -176,6 +183,13 @@ def search(
         if mode not in (None, "dense", "lexical", "hybrid"):
             raise typer.BadParameter("--mode must be dense, lexical or hybrid")
         search_filter = parse_filters(filters or [])
+        weights = {"dense_weight": dense_weight, "lexical_weight": lexical_weight}
+        overrides = {key: value for key, value in weights.items() if value is not None}
+        if overrides:
+            try:
+                settings = Settings.model_validate({**settings.model_dump(), **overrides})
+            except ValidationError as e:
+                raise typer.BadParameter(e.errors()[0]["msg"]) from e
         searcher = Searcher.from_settings(settings)
         search_mode: SearchMode | None = mode  # type: ignore[assignment]
         hits = searcher.search(query, k=k, mode=search_mode, search_filter=search_filter)

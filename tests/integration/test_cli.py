@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from ragline.cli import app
 from ragline.config import Settings
 from ragline.db.engine import get_engine
-from ragline.db.migrate import check_embedding_model
+from ragline.db.migrate import check_embedding_model, head_revision
 from ragline.errors import DatabaseError, EmbeddingModelMismatch
 
 runner = CliRunner()
@@ -64,6 +64,12 @@ def test_ingest_search_status_json(cold_cache: Engine, corpus: Path) -> None:
     assert filtered
     assert all(hit["doc_id"].endswith(".html") for hit in filtered)
 
+    lexical = json.loads(run("search", "conductivity out of range", "--mode", "lexical", "--json"))
+    weighted = json.loads(
+        run("search", "conductivity out of range", "--dense-weight", "0", "--json")
+    )
+    assert [h["chunk_id"] for h in weighted] == [h["chunk_id"] for h in lexical]
+
     status = json.loads(run("status", "--json"))
     assert status["documents"] == {"active": 20, "failed": 1, "deleted": 0}
     assert status["chunks"] == report["chunks"]
@@ -94,13 +100,17 @@ def test_errors_say_what_to_do(clean_db: Engine, tmp_path: Path) -> None:
     assert bad_filter.exit_code == 1
     assert "YYYY-MM-DD" in bad_filter.output
 
+    no_weight = runner.invoke(app, ["search", "x", "--dense-weight", "0", "--lexical-weight", "0"])
+    assert no_weight.exit_code != 0
+    assert "cannot both be 0" in no_weight.output
+
     bad_mode = runner.invoke(app, ["search", "x", "--mode", "fuzzy"])
     assert bad_mode.exit_code != 0
     assert "dense, lexical or hybrid" in bad_mode.output
 
 
 def test_db_upgrade_reports_the_revision(engine: Engine) -> None:
-    assert "schema at revision 0001" in run("db", "upgrade")
+    assert f"schema at revision {head_revision()} (PostgreSQL 16" in run("db", "upgrade")
 
 
 def test_another_embedding_model_is_refused(engine: Engine) -> None:

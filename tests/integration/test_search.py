@@ -20,6 +20,16 @@ from tests.conftest import SAMPLES
 
 MODES = ("dense", "lexical", "hybrid")
 
+# One short document with metadata of its own: a filter on it keeps one chunk of
+# the index (well under 1%).
+NIGHT_SHIFT = """---
+shift: night
+---
+# Night shift checklist
+
+Check the battery voltage and the sonde wiper before leaving the station at night.
+"""
+
 
 @pytest.fixture(scope="module")
 def searcher(
@@ -29,8 +39,9 @@ def searcher(
         conn.execute(sa.text("TRUNCATE documents, chunks, postings, sync_runs RESTART IDENTITY"))
     corpus = tmp_path_factory.mktemp("search") / "corpus"
     shutil.copytree(SAMPLES, corpus)
+    (corpus / "night-shift.md").write_text(NIGHT_SHIFT)
     pipeline = Pipeline(engine, embedder, settings)
-    assert pipeline.sync(FileSource(corpus), collection="samples").added == 20
+    assert pipeline.sync(FileSource(corpus), collection="samples").added == 21
     assert pipeline.sync(FileSource(corpus / "support"), collection="support").added == 7
     return Searcher(engine, settings, embedder)
 
@@ -147,3 +158,18 @@ def test_scores_are_ordered_and_k_is_respected(searcher: Searcher) -> None:
         hits = searcher.search("solar panel battery", mode=mode, k=7)
         assert len(hits) == 7
         assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_selective_filter_keeps_its_one_chunk(
+    searcher: Searcher, engine: Engine, mode: str
+) -> None:
+    with engine.connect() as conn:
+        total = conn.execute(sa.text("SELECT count(*) FROM chunks")).scalar_one()
+    assert total > 100  # one chunk is under 1% of the index
+
+    hits = searcher.search(
+        "battery voltage", mode=mode, k=10, search_filter=Filter(metadata={"shift": "night"})
+    )
+
+    assert [hit.doc_id for hit in hits] == ["night-shift.md"]

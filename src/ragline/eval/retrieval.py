@@ -19,8 +19,9 @@ from typing import Any
 
 from ragline.config import SearchMode
 from ragline.domain import Filter, SyncReport
-from ragline.eval.beir import BeirDataset
+from ragline.eval.beir import BeirDataset, Qrels
 from ragline.eval.metrics import mrr_at, ndcg_at, percentile, recall_at
+from ragline.ingest.embedders import Vectors
 from ragline.ingest.pipeline import Pipeline, Progress
 from ragline.search.hybrid import Searcher
 
@@ -77,6 +78,61 @@ def rank_documents(doc_ids: Sequence[str], limit: int = 100) -> list[str]:
     return ranking
 
 
+@dataclass(frozen=True)
+class QuerySet:
+    """The judged queries of a split, with their vectors (embedded once, in a batch)."""
+
+    ids: list[str]
+    texts: dict[str, str]
+    qrels: Qrels
+    vectors: Vectors | None
+
+    @classmethod
+    def load(cls, dataset: BeirDataset, split: str, searcher: Searcher) -> QuerySet:
+        texts = dataset.queries(split)
+        ids = sorted(texts)
+        vectors = searcher.embed_queries([texts[q] for q in ids]) if ids else None
+        return cls(ids, texts, dataset.qrels(split), vectors)
+
+
+def score_mode(
+    searcher: Searcher,
+    queries: QuerySet,
+    mode: SearchMode,
+    collection: str,
+    on_query: Callable[[], None] | None = None,
+) -> ModeResult:
+    """Run every query in ``mode`` against ``collection`` and average the metrics."""
+    ndcg, recall, mrr, latency = [], [], [], []
+    scope = Filter(collection=collection)
+    for index, query_id in enumerate(queries.ids):
+        started = time.perf_counter()
+        hits = searcher.search(
+            queries.texts[query_id],
+            mode=mode,
+            k=CHUNK_DEPTH,
+            search_filter=scope,
+            query_vector=queries.vectors[index] if queries.vectors is not None else None,
+        )
+        latency.append((time.perf_counter() - started) * 1000)
+        ranking = rank_documents([hit.doc_id for hit in hits])
+        relevance = queries.qrels[query_id]
+        ndcg.append(ndcg_at(ranking, relevance, 10))
+        recall.append(recall_at(ranking, relevance, 100))
+        mrr.append(mrr_at(ranking, relevance, 10))
+        if on_query is not None:
+            on_query()
+    count = len(queries.ids) or 1
+    return ModeResult(
+        ndcg_at_10=sum(ndcg) / count,
+        recall_at_100=sum(recall) / count,
+        mrr_at_10=sum(mrr) / count,
+        p50_ms=percentile(latency, 0.50),
+        p95_ms=percentile(latency, 0.95),
+        queries=len(queries.ids),
+    )
+
+
 def evaluate_retrieval(
     pipeline: Pipeline,
     searcher: Searcher,
@@ -89,38 +145,8 @@ def evaluate_retrieval(
 ) -> RetrievalEvaluation:
     collection = collection_for(dataset)
     ingest = pipeline.sync(dataset.source(), collection=collection, progress=ingest_progress)
-    qrels = dataset.qrels(split)
-    queries = dataset.queries(split)
-    ids = sorted(queries)
-    vectors = searcher.embed_queries([queries[q] for q in ids]) if ids else None
-    scope = Filter(collection=collection)
+    queries = QuerySet.load(dataset, split, searcher)
     result = RetrievalEvaluation(dataset.name, split, collection, ingest)
     for mode in modes:
-        ndcg, recall, mrr, latency = [], [], [], []
-        for index, query_id in enumerate(ids):
-            started = time.perf_counter()
-            hits = searcher.search(
-                queries[query_id],
-                mode=mode,
-                k=CHUNK_DEPTH,
-                search_filter=scope,
-                query_vector=vectors[index] if vectors is not None else None,
-            )
-            latency.append((time.perf_counter() - started) * 1000)
-            ranking = rank_documents([hit.doc_id for hit in hits])
-            relevance = qrels[query_id]
-            ndcg.append(ndcg_at(ranking, relevance, 10))
-            recall.append(recall_at(ranking, relevance, 100))
-            mrr.append(mrr_at(ranking, relevance, 10))
-            if on_query is not None:
-                on_query()
-        count = len(ids)
-        result.modes[mode] = ModeResult(
-            ndcg_at_10=sum(ndcg) / count if count else 0.0,
-            recall_at_100=sum(recall) / count if count else 0.0,
-            mrr_at_10=sum(mrr) / count if count else 0.0,
-            p50_ms=percentile(latency, 0.50),
-            p95_ms=percentile(latency, 0.95),
-            queries=count,
-        )
+        result.modes[mode] = score_mode(searcher, queries, mode, collection, on_query)
     return result

@@ -3,8 +3,9 @@
     searcher = Searcher.from_settings(get_settings())
     hits = searcher.search("how do I calibrate the oxygen probe?", mode="hybrid", k=5)
 
-- dense: cosine distance on the HNSW index. When the filters leave few chunks, they
-  are scanned exactly instead, so a selective filter never starves the result.
+- dense: cosine distance on the HNSW index. When the filters leave few chunks, or a
+  small share of them, those are ranked exactly instead, so that a selective filter
+  does not starve the result (pgvector's HNSW filters after searching).
 - lexical: Okapi BM25 (k1, b from settings) computed in SQL from per-chunk postings
   of PostgreSQL's English text search lexemes (stemmed, stop words removed).
 - hybrid: weighted reciprocal rank fusion of both lists,
@@ -32,8 +33,11 @@ from ragline.logs import ensure_logging
 from ragline.search.filters import filter_sql, scope_sql
 from ragline.search.rerank import Reranker, get_reranker
 
-# Below this many chunks in the filtered scope, dense search scans them exactly.
+# Dense search ranks the filtered chunks exactly when there are at most EXACT_SCAN_LIMIT
+# of them, or at most EXACT_SCAN_CAP that are under EXACT_SCAN_SHARE of all chunks.
 EXACT_SCAN_LIMIT = 20_000
+EXACT_SCAN_CAP = 100_000
+EXACT_SCAN_SHARE = 0.10
 
 # Okapi BM25 over the postings of the searched scope (tenant, and collection when the
 # search is restricted to one): N, average length and document frequencies are those
@@ -74,18 +78,27 @@ _LEXICAL = """
         ) candidates
     )"""
 
+# Dense candidates come from the HNSW index, which filters after it searches: with a
+# selective filter most of its ef_search candidates are thrown away. So the chunks in
+# the filtered scope are ranked exactly when there are few of them, or when they are
+# a small share of the table (up to a cap, past which the index is used anyway).
 _DENSE = """
     dense_scope AS (
-        SELECT count(*) AS n FROM (SELECT 1 FROM chunks c WHERE {where} LIMIT :exact_limit + 1) s
+        SELECT count(*) AS n FROM (SELECT 1 FROM chunks c WHERE {where} LIMIT :exact_cap + 1) s
+    ),
+    dense_exact AS (
+        SELECT s.n <= :exact_limit
+            OR (s.n <= :exact_cap AND s.n < :exact_share * greatest(t.reltuples, 1)) AS yes
+        FROM dense_scope s, pg_class t WHERE t.oid = 'chunks'::regclass
     ),
     dense AS (
         SELECT id, dist, row_number() OVER (ORDER BY dist, id) AS rank FROM (
             (SELECT c.id, c.embedding <=> :qvec AS dist FROM chunks c
-             WHERE {where} AND (SELECT n FROM dense_scope) <= :exact_limit
+             WHERE {where} AND (SELECT yes FROM dense_exact)
              ORDER BY (c.embedding <=> :qvec) + 0 LIMIT :depth)
             UNION ALL
             (SELECT c.id, c.embedding <=> :qvec AS dist FROM chunks c
-             WHERE {where} AND (SELECT n FROM dense_scope) > :exact_limit
+             WHERE {where} AND NOT (SELECT yes FROM dense_exact)
              ORDER BY c.embedding <=> :qvec LIMIT :depth)
         ) candidates
     )"""
@@ -176,6 +189,8 @@ class Searcher:
             "k": k,
             "depth": max(self.settings.candidate_depth, k),
             "exact_limit": EXACT_SCAN_LIMIT,
+            "exact_cap": EXACT_SCAN_CAP,
+            "exact_share": EXACT_SCAN_SHARE,
             "rrf_k": self.settings.rrf_k,
             "w_dense": self.settings.dense_weight,
             "w_lexical": self.settings.lexical_weight,
