@@ -60,7 +60,9 @@ def clean_db(engine: Engine) -> Engine:
     """An empty index. The embedding cache is kept: it is content-addressed, so it
     changes no result, only how many chunks reach the model."""
     with engine.begin() as conn:
-        conn.execute(sa.text("TRUNCATE documents, chunks, postings, sync_runs RESTART IDENTITY"))
+        conn.execute(
+            sa.text("TRUNCATE documents, chunks, postings, bm25_stats, sync_runs RESTART IDENTITY")
+        )
     return engine
 
 

@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ragline.config import Settings
@@ -104,6 +105,26 @@ def test_statistics_follow_updates_and_deletes(
     got = scores(searcher, "pump", collection="bm")
     n, avg = 3, (3 + 5 + 4) / 3
     assert got == pytest.approx({"d3.txt": bm25(1, 1, n, 5, avg)}, abs=1e-6)
+    assert stored_stats(pipeline.engine) == recounted_stats(pipeline.engine)
+
+
+def stored_stats(engine: Engine) -> set[tuple[str, str, int, int, int]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT tenant, collection, chunks, len_text, len_context FROM bm25_stats")
+        ).all()
+    return {tuple(row) for row in rows if row.chunks}  # type: ignore[misc]
+
+
+def recounted_stats(engine: Engine) -> set[tuple[str, str, int, int, int]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT tenant, collection, count(*), sum(len_text), sum(len_context) "
+                "FROM chunks GROUP BY tenant, collection"
+            )
+        ).all()
+    return {tuple(row) for row in rows}  # type: ignore[misc]
 
 
 def test_statistics_are_those_of_the_searched_collection_and_tenant(
@@ -140,6 +161,7 @@ def test_statistics_are_those_of_the_searched_collection_and_tenant(
     )
 
     # The other tenant sees only its own document, scored with its own statistics.
+    assert stored_stats(pipeline.engine) == recounted_stats(pipeline.engine)
     theirs = searcher.search("sensor", mode="lexical", k=10, tenant="tenant-two")
     assert [hit.doc_id for hit in theirs] == ["f1.txt"]
     assert theirs[0].score == pytest.approx(bm25(30, 1, 1, 30, 30), abs=1e-6)

@@ -36,7 +36,9 @@ def searcher(
     engine: Engine, embedder: Embedder, settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> Searcher:
     with engine.begin() as conn:
-        conn.execute(sa.text("TRUNCATE documents, chunks, postings, sync_runs RESTART IDENTITY"))
+        conn.execute(
+            sa.text("TRUNCATE documents, chunks, postings, bm25_stats, sync_runs RESTART IDENTITY")
+        )
     corpus = tmp_path_factory.mktemp("search") / "corpus"
     shutil.copytree(SAMPLES, corpus)
     (corpus / "night-shift.md").write_text(NIGHT_SHIFT)

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 
 from ragline.domain import DocStatus
 from ragline.ingest.sources.base import SourceItem
+from ragline.ingest.store import chunk_totals, update_bm25_stats
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +167,9 @@ class Ledger:
             if not gone:
                 return []
             ids = [row.id for row in gone]
+            before = chunk_totals(conn, ids)
             conn.execute(sa.text("DELETE FROM chunks WHERE document_id = ANY(:ids)"), {"ids": ids})
+            update_bm25_stats(conn, before, {})
             conn.execute(
                 sa.text(
                     """

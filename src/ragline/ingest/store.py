@@ -6,6 +6,7 @@ leaves the old version (or nothing, for a new document) and the ledger unchanged
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from typing import TypeVar
@@ -47,29 +48,81 @@ _INSERT_CHUNK = sa.text(
     """
 )
 
-# The BM25 postings of a run of a document's chunks, and their lexical lengths:
-# term counts in the context (weight A in the tsvector) and in the passage.
-_INSERT_POSTINGS = sa.text(
-    """
-    INSERT INTO postings (tenant, term, collection, chunk_id, tf_context, tf_text)
-    SELECT c.tenant, t.lexeme, c.collection, c.id,
-           count(*) FILTER (WHERE w = 'A'), count(*) FILTER (WHERE w <> 'A')
-    FROM chunks c, unnest(c.tsv) AS t, unnest(t.weights) AS w
-    WHERE c.document_id = :document_id AND c.ordinal BETWEEN :first AND :last
-    GROUP BY c.tenant, t.lexeme, c.collection, c.id
-    """
-)
-
+# Lexical lengths of a run of a document's chunks: lexeme occurrences in the context
+# (weight A in the tsvector) and in the passage.
 _SET_LENGTHS = sa.text(
     """
     UPDATE chunks c SET len_context = s.len_context, len_text = s.len_text
-    FROM (SELECT p.chunk_id, sum(p.tf_context) AS len_context, sum(p.tf_text) AS len_text
-          FROM postings p JOIN chunks pc ON pc.id = p.chunk_id
-          WHERE pc.document_id = :document_id AND pc.ordinal BETWEEN :first AND :last
-          GROUP BY p.chunk_id) s
-    WHERE c.id = s.chunk_id
+    FROM (SELECT c.id, count(*) FILTER (WHERE w = 'A') AS len_context,
+                 count(*) FILTER (WHERE w <> 'A') AS len_text
+          FROM chunks c, unnest(c.tsv) AS t, unnest(t.weights) AS w
+          WHERE c.document_id = :document_id AND c.ordinal BETWEEN :first AND :last
+          GROUP BY c.id) s
+    WHERE c.id = s.id
     """
 )
+
+# Their BM25 postings: each term's count in context and passage, with the lengths.
+_INSERT_POSTINGS = sa.text(
+    """
+    INSERT INTO postings (tenant, term, collection, chunk_id, tf_context, tf_text,
+                          len_context, len_text)
+    SELECT c.tenant, t.lexeme, c.collection, c.id,
+           count(*) FILTER (WHERE w = 'A'), count(*) FILTER (WHERE w <> 'A'),
+           c.len_context, c.len_text
+    FROM chunks c, unnest(c.tsv) AS t, unnest(t.weights) AS w
+    WHERE c.document_id = :document_id AND c.ordinal BETWEEN :first AND :last
+    GROUP BY c.tenant, t.lexeme, c.collection, c.id, c.len_context, c.len_text
+    """
+)
+
+_CHUNK_TOTALS = sa.text(
+    """
+    SELECT tenant, collection, count(*) AS chunks, coalesce(sum(len_text), 0) AS len_text,
+           coalesce(sum(len_context), 0) AS len_context
+    FROM chunks WHERE document_id = ANY(:ids) GROUP BY tenant, collection
+    """
+)
+
+_ADD_TO_STATS = sa.text(
+    """
+    INSERT INTO bm25_stats (tenant, collection, chunks, len_text, len_context)
+    VALUES (:tenant, :collection, :chunks, :len_text, :len_context)
+    ON CONFLICT (tenant, collection) DO UPDATE SET
+        chunks = bm25_stats.chunks + EXCLUDED.chunks,
+        len_text = bm25_stats.len_text + EXCLUDED.len_text,
+        len_context = bm25_stats.len_context + EXCLUDED.len_context
+    """
+)
+
+_TOTALS = ("chunks", "len_text", "len_context")
+
+
+def chunk_totals(
+    conn: sa.Connection, document_ids: list[int]
+) -> dict[tuple[str, str], Counter[str]]:
+    """Chunk count and lexical length sums of some documents, by (tenant, collection)."""
+    rows = conn.execute(_CHUNK_TOTALS, {"ids": document_ids}).mappings()
+    return {
+        (row["tenant"], row["collection"]): Counter({key: int(row[key]) for key in _TOTALS})
+        for row in rows
+    }
+
+
+def update_bm25_stats(
+    conn: sa.Connection,
+    before: dict[tuple[str, str], Counter[str]],
+    after: dict[tuple[str, str], Counter[str]],
+) -> None:
+    """Move the scope statistics from ``before`` to ``after`` totals, in one statement
+    per scope, as the last write of the transaction (the rows are locked till commit)."""
+    for scope in sorted(before.keys() | after.keys()):
+        delta = {
+            key: after.get(scope, Counter())[key] - before.get(scope, Counter())[key]
+            for key in _TOTALS
+        }
+        if any(delta.values()):
+            conn.execute(_ADD_TO_STATS, {"tenant": scope[0], "collection": scope[1], **delta})
 
 
 def batched(values: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -101,6 +154,7 @@ class ChunkStore:
         written = embedded = 0
         with self.engine.begin() as conn:
             document_id = conn.execute(_UPSERT_DOCUMENT, document).scalar_one()
+            before = chunk_totals(conn, [document_id])
             conn.execute(sa.text("DELETE FROM chunks WHERE document_id = :id"), {"id": document_id})
             for batch in batched(chunks, self.batch_size):
                 vectors, computed = self.cache.embed(
@@ -133,8 +187,8 @@ class ChunkStore:
                     "first": batch[0].ordinal,
                     "last": batch[-1].ordinal,
                 }
-                conn.execute(_INSERT_POSTINGS, span)
                 conn.execute(_SET_LENGTHS, span)
+                conn.execute(_INSERT_POSTINGS, span)
                 written += len(batch)
                 embedded += computed
                 if on_batch is not None:
@@ -143,4 +197,5 @@ class ChunkStore:
                 sa.text("UPDATE documents SET chunk_count = :n WHERE id = :id"),
                 {"n": written, "id": document_id},
             )
+            update_bm25_stats(conn, before, chunk_totals(conn, [document_id]))
         return written, embedded

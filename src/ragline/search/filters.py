@@ -94,3 +94,17 @@ def scope_sql(search_filter: Filter, alias: str) -> str:
     if search_filter.collection is not None:
         condition += f" AND {alias}.collection = :f_collection"
     return condition
+
+
+def has_row_filters(search_filter: Filter) -> bool:
+    """Whether the filter restricts more than the tenant and collection."""
+    return any(
+        (
+            search_filter.source,
+            search_filter.doc_type,
+            search_filter.doc_id,
+            search_filter.date_from,
+            search_filter.date_to,
+            search_filter.metadata,
+        )
+    )

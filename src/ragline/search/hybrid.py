@@ -3,9 +3,9 @@
     searcher = Searcher.from_settings(get_settings())
     hits = searcher.search("how do I calibrate the oxygen probe?", mode="hybrid", k=5)
 
-- dense: cosine distance on the HNSW index. When the filters leave few chunks, or a
-  small share of them, those are ranked exactly instead, so that a selective filter
-  does not starve the result (pgvector's HNSW filters after searching).
+- dense: cosine distance on the HNSW index, with ef_search raised for filters that
+  keep a small share of the chunks; small or very selective scopes are ranked
+  exactly, so that a selective filter does not starve the result.
 - lexical: Okapi BM25 (k1, b from settings) computed in SQL from per-chunk postings
   of PostgreSQL's English text search lexemes (stemmed, stop words removed).
 - hybrid: weighted reciprocal rank fusion of both lists,
@@ -16,8 +16,8 @@ A ``Reranker``, when configured, reorders the top ``rerank_depth`` hits.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from functools import partial
+import math
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,18 +30,13 @@ from ragline.domain import Filter, Hit
 from ragline.errors import RetrievalError
 from ragline.ingest.embedders import Embedder, Vectors, get_embedder
 from ragline.logs import ensure_logging
-from ragline.search.filters import filter_sql, scope_sql
+from ragline.search.filters import filter_sql, has_row_filters, scope_sql
 from ragline.search.rerank import Reranker, get_reranker
 
-# Dense search ranks the filtered chunks exactly when there are at most EXACT_SCAN_LIMIT
-# of them, or at most EXACT_SCAN_CAP that are under EXACT_SCAN_SHARE of all chunks.
-EXACT_SCAN_LIMIT = 20_000
-EXACT_SCAN_CAP = 100_000
-EXACT_SCAN_SHARE = 0.10
-
 # Okapi BM25 over the postings of the searched scope (tenant, and collection when the
-# search is restricted to one): N, average length and document frequencies are those
-# of that scope. Other filters restrict the candidates, not the statistics.
+# search is restricted to one): N and the average length come from bm25_stats, and
+# document frequencies from the postings themselves, for that scope. Other filters
+# restrict the candidates, not the statistics.
 #   idf(t)   = ln(1 + (N - df + 0.5) / (df + 0.5))
 #   score(c) = sum_t idf(t) * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len / avg_len))
 # with tf and len counting a term in the context (title, section) w_context times.
@@ -51,57 +46,51 @@ _LEXICAL = """
         FROM unnest(tsvector_to_array(to_tsvector('english', :query))) AS lexeme
     ),
     bm25_scope AS (
-        SELECT count(*)::float8 AS n,
-               greatest(avg(s.len_text + :w_context * s.len_context), 1e-9)::float8 AS avg_len
-        FROM chunks s WHERE {scope_chunks}
+        SELECT coalesce(sum(s.chunks), 0)::float8 AS n,
+               greatest(sum(s.len_text + :w_context * s.len_context)
+                        / nullif(sum(s.chunks), 0), 1e-9)::float8 AS avg_len
+        FROM bm25_stats s WHERE {scope_stats}
     ),
     matches AS (
-        SELECT p.term, p.chunk_id, p.tf_text + :w_context * p.tf_context AS tf
+        SELECT p.term, p.chunk_id, p.tf_text + :w_context * p.tf_context AS tf,
+               p.len_text + :w_context * p.len_context AS len
         FROM postings p JOIN terms ON terms.term = p.term
         WHERE {scope_postings}
     ),
     df AS (SELECT term, count(*)::float8 AS df FROM matches GROUP BY term),
+    scored AS (
+        SELECT m.chunk_id AS id, sum(
+            ln(1 + (bm25_scope.n - df.df + 0.5) / (df.df + 0.5)) * m.tf * (:k1 + 1)
+            / (m.tf + :k1 * (1 - :b + :b * m.len / bm25_scope.avg_len))
+        ) AS score
+        FROM matches m JOIN df ON df.term = m.term CROSS JOIN bm25_scope
+        GROUP BY m.chunk_id
+    ),
     lexical AS (
         SELECT id, score, row_number() OVER (ORDER BY score DESC, id) AS rank FROM (
-            SELECT c.id, sum(
-                ln(1 + (bm25_scope.n - df.df + 0.5) / (df.df + 0.5)) * m.tf * (:k1 + 1)
-                / (m.tf + :k1 * (1 - :b + :b
-                    * (c.len_text + :w_context * c.len_context) / bm25_scope.avg_len))
-            ) AS score
-            FROM matches m
-            JOIN df ON df.term = m.term
-            JOIN chunks c ON c.id = m.chunk_id
-            CROSS JOIN bm25_scope
-            WHERE {where}
-            GROUP BY c.id
-            ORDER BY score DESC LIMIT :depth
+            SELECT s.id, s.score FROM scored s {candidates}
+            ORDER BY s.score DESC, s.id LIMIT :depth
         ) candidates
     )"""
 
-# Dense candidates come from the HNSW index, which filters after it searches: with a
-# selective filter most of its ef_search candidates are thrown away. So the chunks in
-# the filtered scope are ranked exactly when there are few of them, or when they are
-# a small share of the table (up to a cap, past which the index is used anyway).
+# Dense candidates: through the HNSW index ("c.embedding <=> :qvec"), or ranked exactly
+# ("(c.embedding <=> :qvec) + 0", which no index can serve); see Searcher._plan_dense.
 _DENSE = """
-    dense_scope AS (
-        SELECT count(*) AS n FROM (SELECT 1 FROM chunks c WHERE {where} LIMIT :exact_cap + 1) s
-    ),
-    dense_exact AS (
-        SELECT s.n <= :exact_limit
-            OR (s.n <= :exact_cap AND s.n < :exact_share * greatest(t.reltuples, 1)) AS yes
-        FROM dense_scope s, pg_class t WHERE t.oid = 'chunks'::regclass
-    ),
     dense AS (
         SELECT id, dist, row_number() OVER (ORDER BY dist, id) AS rank FROM (
-            (SELECT c.id, c.embedding <=> :qvec AS dist FROM chunks c
-             WHERE {where} AND (SELECT yes FROM dense_exact)
-             ORDER BY (c.embedding <=> :qvec) + 0 LIMIT :depth)
-            UNION ALL
-            (SELECT c.id, c.embedding <=> :qvec AS dist FROM chunks c
-             WHERE {where} AND NOT (SELECT yes FROM dense_exact)
-             ORDER BY c.embedding <=> :qvec LIMIT :depth)
+            SELECT c.id, c.embedding <=> :qvec AS dist FROM chunks c
+            WHERE {where} ORDER BY {order} LIMIT :depth
         ) candidates
     )"""
+
+# pgvector's HNSW index filters after it searches, and returns at most ef_search rows.
+# Filtered dense search therefore raises ef_search by the inverse of the filter's
+# share of the table, up to pgvector's maximum; where that is not enough, and the
+# scope holds at most EXACT_SCAN_CAP chunks, they are ranked exactly. Scopes of at
+# most EXACT_SCAN_SMALL chunks are always ranked exactly: that is as fast.
+EXACT_SCAN_SMALL = 2_000
+EXACT_SCAN_CAP = 100_000
+HNSW_MAX_EF_SEARCH = 1_000
 
 _FUSED = {
     "dense": "SELECT id, 1 - dist AS score FROM dense",
@@ -123,16 +112,23 @@ _RESULT = """
     LIMIT :k"""
 
 
-def search_sql(mode: SearchMode, where: str, scope: Callable[[str], str]) -> str:
-    """The statement for ``mode``; ``where`` filters ``chunks c``, ``scope(alias)`` is
-    the condition that delimits the BM25 statistics on a table with that alias."""
+def search_sql(mode: SearchMode, search_filter: Filter, where: str, *, exact: bool) -> str:
+    """The statement for ``mode``; ``where`` filters ``chunks c``."""
     parts = []
     if mode in ("lexical", "hybrid"):
+        candidates = (
+            f"JOIN chunks c ON c.id = s.id WHERE {where}" if has_row_filters(search_filter) else ""
+        )
         parts.append(
-            _LEXICAL.format(where=where, scope_chunks=scope("s"), scope_postings=scope("p"))
+            _LEXICAL.format(
+                scope_stats=scope_sql(search_filter, "s"),
+                scope_postings=scope_sql(search_filter, "p"),
+                candidates=candidates,
+            )
         )
     if mode in ("dense", "hybrid"):
-        parts.append(_DENSE.format(where=where))
+        order = "(c.embedding <=> :qvec) + 0" if exact else "c.embedding <=> :qvec"
+        parts.append(_DENSE.format(where=where, order=order))
     parts.append(f"fused AS ({_FUSED[mode]})")
     return "WITH " + ",".join(parts) + _RESULT
 
@@ -188,9 +184,6 @@ class Searcher:
             "query": query,
             "k": k,
             "depth": max(self.settings.candidate_depth, k),
-            "exact_limit": EXACT_SCAN_LIMIT,
-            "exact_cap": EXACT_SCAN_CAP,
-            "exact_share": EXACT_SCAN_SHARE,
             "rrf_k": self.settings.rrf_k,
             "w_dense": self.settings.dense_weight,
             "w_lexical": self.settings.lexical_weight,
@@ -203,15 +196,52 @@ class Searcher:
                 query_vector if query_vector is not None else self.embed_queries([query])[0]
             )
         with self.engine.connect() as conn:
-            if mode != "lexical" and params["depth"] > self.settings.hnsw_ef_search:
-                # An HNSW scan returns at most ef_search rows.
-                conn.execute(sa.text(f"SET LOCAL hnsw.ef_search = {int(params['depth'])}"))
-            sql = search_sql(mode, where, partial(scope_sql, search_filter))
+            exact = False
+            if mode != "lexical":
+                exact, ef_search = self._plan_dense(conn, search_filter, where, params)
+                if not exact and ef_search != self.settings.hnsw_ef_search:
+                    conn.execute(sa.text(f"SET LOCAL hnsw.ef_search = {ef_search}"))
+            sql = search_sql(mode, search_filter, where, exact=exact)
             rows = conn.execute(sa.text(sql), params).mappings().all()
         hits = [_hit(row) for row in rows]
         if self.reranker is not None:
             hits = self.reranker.rerank(query, hits)
         return hits[:wanted]
+
+    def _plan_dense(
+        self, conn: sa.Connection, search_filter: Filter, where: str, params: dict[str, Any]
+    ) -> tuple[bool, int]:
+        """(rank exactly?, ef_search) for the scope the filters leave.
+
+        Without row filters the scope's size is in bm25_stats; otherwise the filtered
+        chunks are counted, up to EXACT_SCAN_CAP."""
+        if has_row_filters(search_filter):
+            scope = conn.execute(
+                sa.text(
+                    f"SELECT count(*) FROM (SELECT 1 FROM chunks c WHERE {where} LIMIT :cap) s"
+                ),
+                {**params, "cap": EXACT_SCAN_CAP + 1},
+            ).scalar_one()
+            total = conn.execute(
+                sa.text("SELECT coalesce(sum(chunks), 0) FROM bm25_stats")
+            ).scalar_one()
+        else:
+            in_scope = scope_sql(search_filter, "s")
+            scope, total = conn.execute(
+                sa.text(
+                    f"SELECT coalesce(sum(chunks) FILTER (WHERE {in_scope}), 0), "
+                    "coalesce(sum(chunks), 0) FROM bm25_stats s"
+                ),
+                params,
+            ).one()
+        depth = int(params["depth"])
+        if scope <= EXACT_SCAN_SMALL:
+            return True, self.settings.hnsw_ef_search
+        share = scope / max(total, scope, 1)
+        needed = math.ceil(max(depth, self.settings.hnsw_ef_search) / share)
+        if needed > HNSW_MAX_EF_SEARCH and scope <= EXACT_SCAN_CAP:
+            return True, self.settings.hnsw_ef_search
+        return False, min(needed, HNSW_MAX_EF_SEARCH)
 
     def embed_queries(self, queries: Sequence[str]) -> Vectors:
         """One vector per query, from the model the index was built with (checked once)."""
