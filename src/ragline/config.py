@@ -76,7 +76,9 @@ class Settings(BaseSettings):
     rerank_depth: int = Field(
         default=50, ge=1, le=1000, description="Fused hits the reranker reads and reorders."
     )
-    bm25_k1: float = Field(default=1.2, ge=0, description="BM25 term-frequency saturation.")
+    # k1 and the fusion defaults were chosen on SciFact's train split
+    # (benchmarks/tune_retrieval.py, benchmarks/results/tune_scifact.json).
+    bm25_k1: float = Field(default=0.9, ge=0, description="BM25 term-frequency saturation.")
     bm25_b: float = Field(default=0.75, ge=0, le=1, description="BM25 length normalisation.")
     bm25_context_weight: float = Field(
         default=1.0,
