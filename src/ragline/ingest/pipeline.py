@@ -33,7 +33,7 @@ from ragline.ingest.embedders.cache import EmbeddingCache
 from ragline.ingest.ledger import Ledger, LedgerEntry, document_row
 from ragline.ingest.parsers import parser_for
 from ragline.ingest.sources.base import Source, SourceItem
-from ragline.ingest.store import ChunkStore, batched
+from ragline.ingest.store import ChunkStore
 from ragline.ingest.text import sha256_of, sha256_text
 from ragline.logs import ensure_logging, get_logger
 
@@ -74,7 +74,10 @@ class _Result:
 @dataclass(slots=True)
 class _Prepared:
     """A parsed, chunked document waiting to be written. ``rest`` is None when
-    ``head`` holds all its chunks; otherwise they stream from ``rest`` after it."""
+    ``head`` holds all its chunks; otherwise they stream from ``rest`` after it.
+
+    Small documents wait until about ``write_batch_size`` of their chunks are
+    pending, then are embedded in shared batches and written one by one."""
 
     item: SourceItem
     entry: LedgerEntry | None
@@ -82,10 +85,6 @@ class _Prepared:
     head: list[Chunk]
     rest: Iterator[Chunk] | None
     warnings: list[str]
-
-
-# Items prepared together; the chunks of the small ones are embedded in shared batches.
-_WINDOW = 32
 
 
 def pipeline_version(chunker_window: int) -> str:
@@ -149,18 +148,26 @@ class Pipeline:
                     progress.item_done(item.doc_id, result.outcome)
                     bound.debug("item_synced", doc_id=item.doc_id, outcome=result.outcome.value)
 
-                for window in batched(items, _WINDOW):
-                    prepared: list[_Prepared] = []
-                    for item in window:
-                        progress.item_started(item.doc_id)
-                        step = self._prepare(source, item, entries.get(item.doc_id), ledger, report)
-                        if isinstance(step, _Result):
-                            done(item, step)
-                        else:
-                            prepared.append(step)
+                prepared: list[_Prepared] = []
+
+                def flush() -> None:
                     report.embedded += self._embed_ahead(prepared)
                     for step in prepared:
                         done(step.item, self._write(step, ledger, report))
+                    prepared.clear()
+
+                for item in items:
+                    progress.item_started(item.doc_id)
+                    step = self._prepare(source, item, entries.get(item.doc_id), ledger, report)
+                    if isinstance(step, _Result):
+                        done(item, step)
+                        continue
+                    prepared.append(step)
+                    # A big document is written at once, so that only one is ever held.
+                    pending = sum(len(p.head) for p in prepared)
+                    if step.rest is not None or pending >= self.settings.write_batch_size:
+                        flush()
+                flush()
                 for doc_id in ledger.tombstone_missing({item.doc_id for item in items}):
                     report.count(Outcome.DELETED)
                     bound.info("document_deleted", doc_id=doc_id)
