@@ -62,7 +62,12 @@ class Settings(BaseSettings):
 
     search_mode: SearchMode = "hybrid"
     search_k: int = Field(default=10, ge=1, le=1000)
-    rrf_k: int = Field(default=60, ge=1, description="The k of reciprocal rank fusion.")
+    rrf_k: int = Field(
+        default=30,
+        ge=1,
+        description="The k of reciprocal rank fusion (60 in the original paper; 30 scored "
+        "higher on SciFact's train split).",
+    )
     dense_weight: float = Field(default=1.0, ge=0)
     lexical_weight: float = Field(default=1.0, ge=0)
     candidate_depth: int = Field(
