@@ -39,30 +39,25 @@ _UPSERT_DOCUMENT = sa.text(
     """
 )
 
+# Lexical lengths (lexeme occurrences in context and passage, as in the generated
+# tsvector) are computed on insert: updating the rows afterwards would write every
+# chunk, and its HNSW index entry, twice.
 _INSERT_CHUNK = sa.text(
     """
     INSERT INTO chunks (document_id, tenant, collection, source, doc_type, doc_date, ordinal,
-                        section, page, context, text, token_count, sha256, embedding)
+                        section, page, context, text, token_count, sha256, embedding,
+                        len_context, len_text)
     VALUES (:document_id, :tenant, :collection, :source, :doc_type, :doc_date, :ordinal,
-            :section, :page, :context, :text, :token_count, :sha256, :embedding)
+            :section, :page, :context, :text, :token_count, :sha256, :embedding,
+            (SELECT coalesce(sum(array_length(positions, 1)), 0)
+             FROM unnest(to_tsvector('english', :context))),
+            (SELECT coalesce(sum(array_length(positions, 1)), 0)
+             FROM unnest(to_tsvector('english', :text))))
     """
 )
 
-# Lexical lengths of a run of a document's chunks: lexeme occurrences in the context
-# (weight A in the tsvector) and in the passage.
-_SET_LENGTHS = sa.text(
-    """
-    UPDATE chunks c SET len_context = s.len_context, len_text = s.len_text
-    FROM (SELECT c.id, count(*) FILTER (WHERE w = 'A') AS len_context,
-                 count(*) FILTER (WHERE w <> 'A') AS len_text
-          FROM chunks c, unnest(c.tsv) AS t, unnest(t.weights) AS w
-          WHERE c.document_id = :document_id AND c.ordinal BETWEEN :first AND :last
-          GROUP BY c.id) s
-    WHERE c.id = s.id
-    """
-)
-
-# Their BM25 postings: each term's count in context and passage, with the lengths.
+# The BM25 postings of a run of a document's chunks: each term's count in the context
+# (weight A in the tsvector) and in the passage, with the chunk's lengths.
 _INSERT_POSTINGS = sa.text(
     """
     INSERT INTO postings (tenant, term, collection, chunk_id, tf_context, tf_text,
@@ -187,7 +182,6 @@ class ChunkStore:
                     "first": batch[0].ordinal,
                     "last": batch[-1].ordinal,
                 }
-                conn.execute(_SET_LENGTHS, span)
                 conn.execute(_INSERT_POSTINGS, span)
                 written += len(batch)
                 embedded += computed
