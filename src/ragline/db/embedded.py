@@ -7,6 +7,7 @@ one server; it stops when the last of them exits.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import threading
@@ -52,13 +53,17 @@ def _start(pgdata: Path) -> Any:
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     _forget_dead_processes(pgdata)
     try:
-        return get_server(pgdata, cleanup_mode="stop")
+        server = get_server(pgdata, cleanup_mode="stop")
     except Exception as e:
         log = pgdata / "log"
         tail = log.read_text(errors="replace")[-2000:] if log.exists() else "(no log)"
         raise DatabaseError(
             f"could not start the embedded PostgreSQL in {pgdata}: {e}\nserver log (tail):\n{tail}"
         ) from e
+    # Runs before pgserver's own exit handler (registered earlier; atexit is LIFO), so
+    # that a user killed meanwhile does not keep the server running after we leave.
+    atexit.register(_forget_dead_processes, pgdata)
+    return server
 
 
 def _forget_dead_processes(pgdata: Path) -> None:
