@@ -120,7 +120,7 @@ def update_bm25_stats(
             conn.execute(_ADD_TO_STATS, {"tenant": scope[0], "collection": scope[1], **delta})
 
 
-def batched(values: Iterable[T], size: int) -> Iterator[list[T]]:
+def _batched(values: Iterable[T], size: int) -> Iterator[list[T]]:
     """Consecutive lists of ``size`` values (the last may be shorter)."""
     iterator = iter(values)
     while batch := list(islice(iterator, size)):
@@ -151,7 +151,7 @@ class ChunkStore:
             document_id = conn.execute(_UPSERT_DOCUMENT, document).scalar_one()
             before = chunk_totals(conn, [document_id])
             conn.execute(sa.text("DELETE FROM chunks WHERE document_id = :id"), {"id": document_id})
-            for batch in batched(chunks, self.batch_size):
+            for batch in _batched(chunks, self.batch_size):
                 vectors, computed = self.cache.embed(
                     [c.embed_text for c in batch], [c.sha256 for c in batch]
                 )
