@@ -61,7 +61,10 @@ def clean_db(engine: Engine) -> Engine:
     changes no result, only how many chunks reach the model."""
     with engine.begin() as conn:
         conn.execute(
-            sa.text("TRUNCATE documents, chunks, postings, bm25_stats, sync_runs RESTART IDENTITY")
+            sa.text(
+                "TRUNCATE documents, chunks, postings, bm25_stats, sync_runs, uploads, jobs, "
+                "rate_buckets RESTART IDENTITY"
+            )
         )
     return engine
 

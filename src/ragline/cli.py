@@ -29,7 +29,7 @@ from rich.table import Table
 
 from ragline.config import SearchMode, Settings, get_settings
 from ragline.domain import Outcome, SyncReport
-from ragline.errors import RaglineError
+from ragline.errors import ConfigurationError, RaglineError
 from ragline.logs import configure_logging
 
 app = typer.Typer(
@@ -42,6 +42,8 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 eval_app = typer.Typer(help="Measure retrieval quality.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
+keys_app = typer.Typer(help="API keys of the HTTP API.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
 out = Console()
 err = Console(stderr=True)
@@ -340,6 +342,142 @@ def db_upgrade() -> None:
             revision = current_revision(conn)
             version = conn.execute(sa.text("SHOW server_version")).scalar_one()
     out.print(f"schema at revision {revision} (PostgreSQL {version})", highlight=False)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind (RAGLINE_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (RAGLINE_PORT).")] = None,
+) -> None:
+    """Run the HTTP API (OpenAPI docs at /docs). Without RAGLINE_BROKER_URL, background
+    jobs run in this process too."""
+    import uvicorn
+
+    from ragline.api.app import create_app
+
+    settings = _settings()
+    with _errors():
+        application = create_app(settings)
+        uvicorn.run(
+            application,
+            host=host or settings.host,
+            port=port or settings.port,
+            log_level=settings.log_level,
+            access_log=False,
+        )
+
+
+@app.command()
+def worker(
+    queues: Annotated[
+        str, typer.Option(help="Comma-separated queues to consume.")
+    ] = "ingest,sync,default",
+    concurrency: Annotated[int, typer.Option(min=1, help="Processes running jobs.")] = 1,
+    loglevel: Annotated[str, typer.Option(help="Celery's own log level.")] = "warning",
+) -> None:
+    """Run a Celery worker for background jobs (needs RAGLINE_BROKER_URL)."""
+    from ragline.jobs.celery_app import create_celery
+
+    settings = _settings()
+    with _errors():
+        if not settings.broker_url:
+            raise ConfigurationError(
+                "set RAGLINE_BROKER_URL (redis://... or amqp://...) to run a worker; "
+                "without a broker, `ragline serve` runs jobs itself"
+            )
+        celery = create_celery(settings)
+        celery.worker_main(
+            [
+                "worker",
+                f"--queues={queues}",
+                f"--concurrency={concurrency}",
+                f"--loglevel={loglevel}",
+                "--without-gossip",
+                "--without-mingle",
+            ]
+        )
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: Annotated[str, typer.Option(help="Tenant the key acts for.")],
+    role: Annotated[str, typer.Option(help="admin, writer or reader.")] = "reader",
+    name: Annotated[str, typer.Option(help="A label to recognise the key by.")] = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Create an API key; it is shown once, only its hash is stored."""
+    from ragline.auth import ROLES, create_key
+    from ragline.db.engine import get_engine
+
+    settings = _settings()
+    if role not in ROLES:
+        raise typer.BadParameter(f"--role must be one of {', '.join(ROLES)}")
+    with _errors():
+        key = create_key(get_engine(settings), tenant=tenant, role=role, name=name)
+    if as_json:
+        _print_json({"id": key.id, "tenant": key.tenant, "role": key.role, "key": key.secret})
+        return
+    out.print(
+        f"API key {key.id} for tenant {key.tenant!r} ({key.role}); keep it, it is not shown again:"
+    )
+    typer.echo(key.secret)
+
+
+@keys_app.command("list")
+def keys_list(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's keys.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List API keys (never the keys themselves)."""
+    from ragline.auth import list_keys
+    from ragline.db.engine import get_engine
+
+    settings = _settings()
+    with _errors():
+        keys = list_keys(get_engine(settings), tenant)
+    rows: list[dict[str, Any]] = [
+        {
+            "id": k.id,
+            "tenant": k.tenant,
+            "role": k.role,
+            "name": k.name,
+            "prefix": k.prefix,
+            "created_at": k.created_at.isoformat(),
+            "last_used_at": k.last_used_at.isoformat() if k.last_used_at else None,
+            "revoked": k.revoked_at is not None,
+        }
+        for k in keys
+    ]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("id", "tenant", "role", "name", "key", "created", "last used", "revoked")
+    for row in rows:
+        table.add_row(
+            str(row["id"]),
+            row["tenant"],
+            row["role"],
+            row["name"],
+            f"{row['prefix']}…",
+            row["created_at"][:19],
+            (row["last_used_at"] or "")[:19],
+            "yes" if row["revoked"] else "",
+        )
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[int, typer.Argument(help="Id from `ragline keys list`.")],
+) -> None:
+    """Revoke an API key: requests with it get 401 from now on."""
+    from ragline.auth import revoke_key
+    from ragline.db.engine import get_engine
+
+    settings = _settings()
+    with _errors():
+        revoke_key(get_engine(settings), key_id)
+    out.print(f"API key {key_id} revoked")
 
 
 def main(argv: list[str] | None = None) -> Any:

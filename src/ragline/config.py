@@ -22,6 +22,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SearchMode = Literal["dense", "lexical", "hybrid"]
+Environment = Literal["development", "staging", "production"]
 
 
 class Settings(BaseSettings):
@@ -95,6 +96,72 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
     log_format: Literal["console", "json"] = "console"
 
+    env: Environment = Field(default="development", description="Where this deployment runs.")
+
+    # The service
+    host: str = Field(default="127.0.0.1", description="Address `ragline serve` binds to.")
+    port: int = Field(default=8000, ge=1, le=65535)
+    auth_required: bool = Field(
+        default=True,
+        description="Require an API key on every /v1 request. Off: every request acts as "
+        "an admin of RAGLINE_TENANT (development only; refused in production).",
+    )
+    max_upload_bytes: int = Field(
+        default=100 * 1024 * 1024, ge=1, description="Uploads larger than this get 413."
+    )
+    filestore_url: str | None = Field(
+        default=None,
+        description="Where uploaded files are kept: a directory path, or s3://bucket/prefix. "
+        "Unset: RAGLINE_HOME/files.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        description="Endpoint of an S3-compatible store (MinIO, Ceph...); unset: AWS. "
+        "Credentials come from the usual AWS_* variables or instance profile.",
+    )
+    rate_limit_per_minute: float = Field(
+        default=600, gt=0, description="Requests an API key may make per minute, sustained."
+    )
+    rate_limit_burst: int = Field(
+        default=60, ge=1, description="Requests an API key may make at once after a pause."
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis for rate limiting (redis://...). Unset: PostgreSQL keeps the buckets.",
+    )
+
+    # Background jobs
+    broker_url: str | None = Field(
+        default=None,
+        description="Celery broker (redis://... or amqp://...). Unset: jobs run in threads "
+        "of the `ragline serve` process.",
+    )
+    job_threads: int = Field(
+        default=2, ge=1, le=64, description="Threads of the in-process job runner."
+    )
+    job_max_attempts: int = Field(
+        default=5, ge=1, le=50, description="Attempts of a job failing with transient errors."
+    )
+    job_retry_backoff: float = Field(
+        default=2.0, gt=0, description="Seconds before the first retry; doubled each time."
+    )
+    job_retry_backoff_max: float = Field(default=300.0, gt=0)
+    job_time_limit: int = Field(
+        default=3600, ge=10, description="Seconds after which a job is stopped and failed."
+    )
+    job_lease_seconds: int = Field(
+        default=60,
+        ge=2,
+        description="An in-process job whose heartbeat is older than this is taken over "
+        "(its server stopped while running it).",
+    )
+    broker_visibility_timeout: int = Field(
+        default=3900,
+        ge=1,
+        description="Seconds before Redis redelivers a job a worker took but never "
+        "acknowledged (the worker died). Must exceed RAGLINE_JOB_TIME_LIMIT.",
+    )
+
     @field_validator("home", mode="after")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
@@ -105,6 +172,17 @@ class Settings(BaseSettings):
         if self.dense_weight == 0 and self.lexical_weight == 0:
             raise ValueError("RAGLINE_DENSE_WEIGHT and RAGLINE_LEXICAL_WEIGHT cannot both be 0")
         return self
+
+    @model_validator(mode="after")
+    def _check_production(self) -> Settings:
+        if self.env == "production" and not self.auth_required:
+            raise ValueError("RAGLINE_AUTH_REQUIRED=false is refused when RAGLINE_ENV=production")
+        return self
+
+    @property
+    def filestore(self) -> str:
+        """The filestore location, with the default applied."""
+        return self.filestore_url or str(self.home / "files")
 
 
 @lru_cache(maxsize=1)

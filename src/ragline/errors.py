@@ -45,3 +45,35 @@ class EmbeddingError(RaglineError):
 
 class RetrievalError(RaglineError):
     """A search could not be run as asked (bad filter, unknown mode...)."""
+
+
+class AuthError(RaglineError):
+    """A request's credentials are missing, unknown or revoked."""
+
+
+class Forbidden(RaglineError):
+    """The caller's role does not allow what it asked."""
+
+
+class NotFound(RaglineError):
+    """The thing asked for does not exist for this tenant."""
+
+
+class Conflict(RaglineError):
+    """The thing asked for cannot be done in its current state."""
+
+
+class UploadRejected(RaglineError):
+    """An upload is refused before it is stored (empty, too big, wrong type)."""
+
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class JobQueueUnavailable(RaglineError):
+    """The job queue (broker) cannot take a job now."""
+
+
+class TransientJobError(RaglineError):
+    """A job failed for a reason that may pass (database restart, lock held): retry it."""

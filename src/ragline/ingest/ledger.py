@@ -164,23 +164,33 @@ class Ledger:
                 {"tenant": self.tenant, "collection": self.collection, "source": self.source},
             ).all()
             gone = [row for row in rows if row.doc_id not in seen]
-            if not gone:
-                return []
-            ids = [row.id for row in gone]
-            before = chunk_totals(conn, ids)
-            conn.execute(sa.text("DELETE FROM chunks WHERE document_id = ANY(:ids)"), {"ids": ids})
-            update_bm25_stats(conn, before, {})
-            conn.execute(
-                sa.text(
-                    """
-                    UPDATE documents
-                    SET status = 'deleted', chunk_count = 0, etag = NULL, last_synced_at = now()
-                    WHERE id = ANY(:ids)
-                    """
-                ),
-                {"ids": ids},
-            )
+            delete_documents(conn, [row.id for row in gone])
             return [row.doc_id for row in gone]
+
+
+def source_lock_key(tenant: str, collection: str, source: str) -> str:
+    """The advisory lock a sync of a source holds (also taken to delete one upload)."""
+    return f"sync:{tenant}:{collection}:{source}"
+
+
+def delete_documents(conn: sa.Connection, ids: list[int]) -> None:
+    """Remove the chunks of some documents and mark them deleted, in ``conn``'s
+    transaction; the BM25 statistics move with them."""
+    if not ids:
+        return
+    before = chunk_totals(conn, ids)
+    conn.execute(sa.text("DELETE FROM chunks WHERE document_id = ANY(:ids)"), {"ids": ids})
+    update_bm25_stats(conn, before, {})
+    conn.execute(
+        sa.text(
+            """
+            UPDATE documents
+            SET status = 'deleted', chunk_count = 0, etag = NULL, last_synced_at = now()
+            WHERE id = ANY(:ids)
+            """
+        ),
+        {"ids": ids},
+    )
 
 
 def document_row(

@@ -30,7 +30,7 @@ from ragline.errors import IngestError, ParseError, SyncInProgress
 from ragline.ingest.chunking import PROFILES, Chunker
 from ragline.ingest.embedders import Embedder, get_embedder
 from ragline.ingest.embedders.cache import EmbeddingCache
-from ragline.ingest.ledger import Ledger, LedgerEntry, document_row
+from ragline.ingest.ledger import Ledger, LedgerEntry, document_row, source_lock_key
 from ragline.ingest.parsers import parser_for
 from ragline.ingest.sources.base import Source, SourceItem
 from ragline.ingest.store import ChunkStore
@@ -280,7 +280,7 @@ class Pipeline:
     def _source_lock(self, tenant: str, collection: str, source: str) -> Iterator[None]:
         """Hold a session lock for the source: two syncs of one source never overlap."""
         with self.engine.connect() as conn:
-            key = f"sync:{tenant}:{collection}:{source}"
+            key = source_lock_key(tenant, collection, source)
             locked = conn.execute(
                 sa.text("SELECT pg_try_advisory_lock(hashtextextended(:key, 0))"), {"key": key}
             ).scalar_one()

@@ -11,6 +11,9 @@
 - hybrid: weighted reciprocal rank fusion of both lists,
   score = w_dense / (k + rank_dense) + w_lexical / (k + rank_lexical).
 
+Every search runs in a tenant scope: row-level security limits it to the tenant's
+rows besides the statement's own tenant condition.
+
 A ``Reranker``, when configured, reorders the top ``rerank_depth`` hits.
 """
 
@@ -26,6 +29,7 @@ from sqlalchemy.engine import Engine
 from ragline.config import SearchMode, Settings
 from ragline.db.engine import get_engine
 from ragline.db.migrate import check_embedding_model
+from ragline.db.tenancy import tenant_scope
 from ragline.domain import Filter, Hit
 from ragline.errors import RetrievalError
 from ragline.ingest.embedders import Embedder, Vectors, get_embedder
@@ -179,7 +183,8 @@ class Searcher:
         wanted = k or self.settings.search_k
         k = max(wanted, self.settings.rerank_depth) if self.reranker is not None else wanted
         search_filter = search_filter or Filter()
-        where, params = filter_sql(search_filter, tenant or self.settings.tenant)
+        tenant = tenant or self.settings.tenant
+        where, params = filter_sql(search_filter, tenant)
         params |= {
             "query": query,
             "k": k,
@@ -195,7 +200,7 @@ class Searcher:
             params["qvec"] = (
                 query_vector if query_vector is not None else self.embed_queries([query])[0]
             )
-        with self.engine.connect() as conn:
+        with tenant_scope(self.engine, tenant) as conn:
             exact = False
             if mode != "lexical":
                 exact, ef_search = self._plan_dense(conn, search_filter, where, params)
@@ -214,7 +219,9 @@ class Searcher:
         """(rank exactly?, ef_search) for the scope the filters leave.
 
         Without row filters the scope's size is in bm25_stats; otherwise the filtered
-        chunks are counted, up to EXACT_SCAN_CAP."""
+        chunks are counted, up to EXACT_SCAN_CAP. The size of the whole index, every
+        tenant's chunks, comes from ragline_index_size(), a count row-level security
+        would otherwise hide."""
         if has_row_filters(search_filter):
             scope = conn.execute(
                 sa.text(
@@ -222,15 +229,13 @@ class Searcher:
                 ),
                 {**params, "cap": EXACT_SCAN_CAP + 1},
             ).scalar_one()
-            total = conn.execute(
-                sa.text("SELECT coalesce(sum(chunks), 0) FROM bm25_stats")
-            ).scalar_one()
+            total = conn.execute(sa.text("SELECT ragline_index_size()")).scalar_one()
         else:
             in_scope = scope_sql(search_filter, "s")
             scope, total = conn.execute(
                 sa.text(
                     f"SELECT coalesce(sum(chunks) FILTER (WHERE {in_scope}), 0), "
-                    "coalesce(sum(chunks), 0) FROM bm25_stats s"
+                    "ragline_index_size() FROM bm25_stats s"
                 ),
                 params,
             ).one()

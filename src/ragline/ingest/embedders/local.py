@@ -7,6 +7,7 @@ vectors = embedder.embed(["how do I calibrate the oxygen sensor?"])
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -17,6 +18,7 @@ from tokenizers import Tokenizer
 
 from ragline.errors import EmbeddingError
 from ragline.ingest.embedders.base import TokenCounter, Vectors
+from ragline.metrics import EMBEDDED_TEXTS, EMBEDDING_BATCH_SECONDS
 
 
 class HFTokenCounter:
@@ -82,6 +84,7 @@ class LocalEmbedder:
     def embed(self, texts: Sequence[str]) -> Vectors:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        started = time.perf_counter()
         vectors = self._model.encode(
             list(texts),
             batch_size=self.batch_size,
@@ -89,6 +92,8 @@ class LocalEmbedder:
             convert_to_numpy=True,
             show_progress_bar=False,
         )
+        EMBEDDING_BATCH_SECONDS.labels(model=self.name).observe(time.perf_counter() - started)
+        EMBEDDED_TEXTS.labels(model=self.name).inc(len(texts))
         return np.asarray(vectors, dtype=np.float32)
 
 

@@ -1,0 +1,172 @@
+"""The FastAPI application.
+
+    app = create_app(get_settings())     # what `ragline serve` runs with uvicorn
+
+On start it connects to the database (migrating it), starts loading the embedding
+model in the background (``/readyz`` says when it is loaded) and, without a broker,
+starts the in-process job runner. OpenAPI docs are at ``/docs``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
+
+from ragline.api.deps import Services
+from ragline.api.routes import documents, health, jobs, search
+from ragline.config import Settings
+from ragline.db.engine import get_engine
+from ragline.errors import (
+    AuthError,
+    Conflict,
+    DatabaseError,
+    Forbidden,
+    JobQueueUnavailable,
+    NotFound,
+    RaglineError,
+    RetrievalError,
+    UploadRejected,
+)
+from ragline.ingest.embedders import get_embedder
+from ragline.jobs.dispatch import CeleryDispatcher, Dispatcher, RunnerDispatcher
+from ragline.jobs.runner import JobRunner
+from ragline.jobs.tasks import JobExecutor
+from ragline.logs import ensure_logging, get_logger
+from ragline.metrics import HTTP_REQUEST_SECONDS, DatabaseCollector
+from ragline.ratelimit import get_rate_limiter
+from ragline.search.hybrid import Searcher
+from ragline.uploads.filestore import get_filestore
+from ragline.uploads.service import UploadService
+
+log = get_logger(__name__)
+
+_STATUS: dict[type[RaglineError], int] = {
+    AuthError: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    RetrievalError: 400,
+    JobQueueUnavailable: 503,
+    DatabaseError: 503,
+}
+
+
+def _status_of(error: RaglineError) -> int:
+    if isinstance(error, UploadRejected):
+        return error.status
+    for kind, status in _STATUS.items():
+        if isinstance(error, kind):
+            return status
+    return 500
+
+
+def create_app(settings: Settings) -> FastAPI:
+    ensure_logging(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = get_engine(settings)
+        runner: JobRunner | None = None
+        dispatcher: Dispatcher
+        if settings.broker_url:
+            dispatcher = CeleryDispatcher(settings)
+        else:
+            runner = JobRunner(
+                JobExecutor(settings, engine),
+                threads=settings.job_threads,
+                lease=settings.job_lease_seconds,
+            )
+            runner.start()
+            dispatcher = RunnerDispatcher(runner)
+        app.state.services = Services(
+            settings=settings,
+            engine=engine,
+            uploads=UploadService(engine, get_filestore(settings), settings),
+            searcher=Searcher(engine, settings),
+            dispatcher=dispatcher,
+            limiter=get_rate_limiter(settings, engine),
+        )
+        app.state.db_metrics = CollectorRegistry(auto_describe=True)
+        app.state.db_metrics.register(DatabaseCollector(engine))
+        app.state.model_loaded = threading.Event()
+
+        def load_model() -> None:
+            get_embedder(settings)
+            app.state.model_loaded.set()
+
+        threading.Thread(target=load_model, name="ragline-model-load", daemon=True).start()
+        log.info("server_started", env=settings.env, broker=bool(settings.broker_url))
+        try:
+            yield
+        finally:
+            if runner is not None:
+                runner.stop()
+
+    app = FastAPI(
+        title="ragline",
+        summary="Keep a knowledge base fresh in PostgreSQL + pgvector, and search it.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    for router in (documents.router, jobs.router, search.router, health.router):
+        app.include_router(router)
+
+    @app.exception_handler(RaglineError)
+    async def ragline_error(request: Request, error: RaglineError) -> JSONResponse:
+        status = _status_of(error)
+        if status >= 500:
+            log.error("request_failed", error=str(error), kind=type(error).__name__)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse({"detail": str(error)}, status_code=status, headers=headers)
+
+    @app.middleware("http")
+    async def observe(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        if request.url.path == "/v1/documents" and request.method == "POST":
+            declared = request.headers.get("content-length")
+            # The multipart envelope adds a little to the file itself.
+            if (
+                declared
+                and declared.isdigit()
+                and int(declared) > settings.max_upload_bytes + 65536
+            ):
+                return JSONResponse(
+                    {
+                        "detail": f"the upload is over the limit of "
+                        f"{settings.max_upload_bytes:,} bytes (RAGLINE_MAX_UPLOAD_BYTES)"
+                    },
+                    status_code=413,
+                    headers={"X-Request-ID": request_id},
+                )
+        started = time.perf_counter()
+        response = await call_next(request)
+        elapsed = time.perf_counter() - started
+        route = request.scope.get("route")
+        template = getattr(route, "path", "unmatched")
+        HTTP_REQUEST_SECONDS.labels(request.method, template, str(response.status_code)).observe(
+            elapsed
+        )
+        response.headers["X-Request-ID"] = request_id
+        log.info(
+            "request",
+            method=request.method,
+            route=template,
+            status=response.status_code,
+            ms=round(elapsed * 1000, 2),
+            tenant=getattr(request.state, "tenant", None),
+        )
+        return response
+
+    return app

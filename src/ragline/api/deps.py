@@ -1,0 +1,78 @@
+"""Dependencies of the routes, as types: ``ServicesDep``, ``ReaderDep``, ``WriterDep``...
+
+A route that takes ``WriterDep`` gets the caller's ``Principal`` after the key was
+checked (401), the role required (403) and the rate limit applied (429). The tenant of
+everything a route does is ``principal.tenant``: it never comes from the request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+import structlog
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.engine import Engine
+from starlette.concurrency import run_in_threadpool
+
+from ragline.auth import Principal, Role, authenticate
+from ragline.config import Settings
+from ragline.jobs.dispatch import Dispatcher
+from ragline.ratelimit import RateLimiter
+from ragline.search.hybrid import Searcher
+from ragline.uploads.service import UploadService
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine
+    uploads: UploadService
+    searcher: Searcher
+    dispatcher: Dispatcher
+    limiter: RateLimiter
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+_bearer = HTTPBearer(auto_error=False, description="An API key from `ragline keys create`.")
+
+
+def _require(role: Role) -> Callable[..., Awaitable[Principal]]:
+    async def dependency(
+        request: Request,
+        services: ServicesDep,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Principal:
+        settings = services.settings
+        if not settings.auth_required and credentials is None:
+            principal = Principal(tenant=settings.tenant, role="admin", key_id=None)
+        else:
+            secret = credentials.credentials if credentials is not None else None
+            principal = await run_in_threadpool(authenticate, services.engine, secret)
+        request.state.tenant = principal.tenant
+        structlog.contextvars.bind_contextvars(tenant=principal.tenant)
+        principal.require(role)
+        bucket = f"key:{principal.key_id}" if principal.key_id else f"tenant:{principal.tenant}"
+        decision = await run_in_threadpool(services.limiter.take, bucket)
+        if not decision.allowed:
+            raise HTTPException(
+                status_code=429,
+                detail=f"rate limit exceeded; retry in {decision.retry_after} s",
+                headers={"Retry-After": str(decision.retry_after)},
+            )
+        return principal
+
+    return dependency
+
+
+ReaderDep = Annotated[Principal, Depends(_require("reader"))]
+WriterDep = Annotated[Principal, Depends(_require("writer"))]
+AdminDep = Annotated[Principal, Depends(_require("admin"))]

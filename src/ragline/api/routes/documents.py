@@ -1,0 +1,85 @@
+"""Uploads: ``POST /v1/documents`` answers 202 at once; a background job indexes the file."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Query, UploadFile
+from starlette.concurrency import run_in_threadpool
+
+from ragline.api.deps import ReaderDep, ServicesDep, WriterDep
+from ragline.api.schemas import DocumentList, DocumentOut, UploadAccepted
+from ragline.errors import JobQueueUnavailable, UploadRejected
+from ragline.jobs.store import JobStore
+from ragline.logs import get_logger
+
+router = APIRouter(prefix="/v1/documents", tags=["documents"])
+log = get_logger(__name__)
+
+
+def _metadata(raw: str | None) -> dict[str, Any]:
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise UploadRejected(f"metadata is not valid JSON: {e}", status=422) from e
+    if not isinstance(value, dict):
+        raise UploadRejected("metadata must be a JSON object", status=422)
+    return value
+
+
+@router.post("", status_code=202, response_model=UploadAccepted)
+async def upload_document(
+    principal: WriterDep,
+    services: ServicesDep,
+    file: Annotated[UploadFile, File(description="PDF, HTML, Markdown, text or JSON.")],
+    collection: Annotated[str, Form(max_length=200)] = "uploads",
+    metadata: Annotated[str | None, Form(description='A JSON object, e.g. {"team": "ops"}')] = None,
+) -> UploadAccepted:
+    """Store the file and queue its indexing; poll ``GET /v1/jobs/{job_id}``."""
+    upload, job = await run_in_threadpool(
+        services.uploads.accept,
+        principal,
+        file.file,
+        filename=file.filename or "",
+        content_type=file.content_type or "",
+        collection=collection,
+        metadata=_metadata(metadata),
+    )
+    try:
+        await run_in_threadpool(services.dispatcher.dispatch, job)
+    except JobQueueUnavailable as e:
+        await run_in_threadpool(JobStore(services.engine).fail, job.id, str(e))
+        raise
+    log.info("document_uploaded", document_id=str(upload.id), job_id=str(job.id))
+    return UploadAccepted(document_id=str(upload.id), job_id=str(job.id))
+
+
+@router.get("", response_model=DocumentList)
+def list_documents(
+    principal: ReaderDep,
+    services: ServicesDep,
+    collection: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> DocumentList:
+    uploads = services.uploads.list(
+        principal.tenant, collection=collection, limit=limit, offset=offset
+    )
+    return DocumentList(documents=[DocumentOut(**u.as_dict()) for u in uploads])
+
+
+@router.get("/{document_id}", response_model=DocumentOut)
+def get_document(
+    document_id: uuid.UUID, principal: ReaderDep, services: ServicesDep
+) -> DocumentOut:
+    return DocumentOut(**services.uploads.get(principal.tenant, document_id).as_dict())
+
+
+@router.delete("/{document_id}", status_code=204)
+def delete_document(document_id: uuid.UUID, principal: WriterDep, services: ServicesDep) -> None:
+    """Remove the file, its chunks and its record (the ledger keeps it as deleted)."""
+    services.uploads.delete(principal.tenant, document_id)

@@ -1,0 +1,107 @@
+"""Request and response bodies of the HTTP API (they make its OpenAPI description)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ragline.domain import Filter
+
+
+class UploadAccepted(BaseModel):
+    document_id: str
+    job_id: str
+    status: str = "queued"
+
+
+class DocumentOut(BaseModel):
+    document_id: str
+    collection: str
+    filename: str
+    content_type: str
+    size_bytes: int
+    sha256: str
+    metadata: dict[str, Any]
+    uploaded_by: int | None = Field(description="Id of the API key that uploaded it.")
+    status: Literal["queued", "indexing", "indexed", "failed", "deleted"]
+    error: str | None
+    chunks: int
+    job_id: str | None
+    created_at: str
+    updated_at: str
+
+
+class DocumentList(BaseModel):
+    documents: list[DocumentOut]
+
+
+class JobOut(BaseModel):
+    id: str
+    kind: str
+    queue: str
+    status: Literal["queued", "running", "succeeded", "failed", "retrying"]
+    progress: float = Field(description="Share of the job's items done, 0 to 1.")
+    attempts: int
+    max_attempts: int
+    error: str | None
+    result: dict[str, Any] | None = Field(description="The sync report, once finished.")
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    updated_at: str | None
+
+
+class SearchFilters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    collection: str | None = None
+    source: str | None = None
+    type: str | None = Field(default=None, description="pdf, html, markdown, text, record")
+    document_id: str | None = Field(default=None, description="Search inside one document.")
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+    def to_filter(self) -> Filter:
+        return Filter(
+            collection=self.collection,
+            source=self.source,
+            doc_type=self.type,
+            doc_id=self.document_id,
+            date_from=self.date_from,
+            date_to=self.date_to,
+            metadata=dict(self.metadata),
+        )
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1, max_length=4000)
+    k: int = Field(default=10, ge=1, le=100)
+    mode: Literal["dense", "lexical", "hybrid"] | None = None
+    filters: SearchFilters = Field(default_factory=SearchFilters)
+
+
+class SearchHit(BaseModel):
+    document_id: str
+    chunk_id: int
+    score: float
+    title: str
+    section: str
+    text: str
+    source: str
+    collection: str
+    doc_type: str
+    page: int | None
+
+
+class SearchResponse(BaseModel):
+    hits: list[SearchHit]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str] = Field(default_factory=dict)

@@ -1,0 +1,69 @@
+"""Celery on Redis or RabbitMQ: queues, routes, and one task per kind of job.
+
+    app = create_celery(settings)        # RAGLINE_BROKER_URL=redis://... or amqp://...
+    app.send_task("ragline.index_upload", args=[job_id], queue="ingest")
+
+Tasks take a job id and nothing else; the job's record in PostgreSQL says what to do
+and holds its state. They are idempotent (a document's chunks are replaced in one
+transaction, a finished job is skipped), which is why they acknowledge late: a worker
+killed mid-job leaves the message to be delivered again. Transient errors are
+retried with exponential backoff, up to RAGLINE_JOB_MAX_ATTEMPTS attempts.
+
+Start a worker with ``ragline worker``; watch workers with Flower:
+``celery --broker=$RAGLINE_BROKER_URL flower``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from celery import Celery, Task
+from kombu import Queue
+
+from ragline.config import Settings
+from ragline.jobs.store import DEFAULT_QUEUE, QUEUES
+from ragline.jobs.tasks import HANDLERS, JobExecutor
+
+ALL_QUEUES = (*dict.fromkeys(QUEUES.values()), DEFAULT_QUEUE)
+
+
+def task_name(kind: str) -> str:
+    return f"ragline.{kind}"
+
+
+def create_celery(settings: Settings) -> Celery:
+    if not settings.broker_url:
+        raise ValueError("RAGLINE_BROKER_URL is not set")
+    app = Celery("ragline", broker=settings.broker_url, set_as_current=False)
+    app.conf.update(
+        task_queues=[Queue(name) for name in ALL_QUEUES],
+        task_default_queue=DEFAULT_QUEUE,
+        task_routes={task_name(kind): {"queue": queue} for kind, queue in QUEUES.items()},
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,  # job state lives in PostgreSQL
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_soft_time_limit=settings.job_time_limit,
+        task_time_limit=settings.job_time_limit + 30,
+        broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout},
+        broker_connection_retry_on_startup=True,
+        task_publish_retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        worker_hijack_root_logger=False,
+    )
+    executor = JobExecutor(settings)
+
+    def run(task: Task[Any, Any], job_id: str) -> None:
+        retry_in = executor.execute_id(uuid.UUID(job_id), worker=f"celery:{task.request.hostname}")
+        if retry_in is not None:
+            raise task.retry(countdown=retry_in)
+
+    for kind in HANDLERS:
+        # The cap on attempts is the job's own (max_attempts, counted in PostgreSQL,
+        # redeliveries included); Celery's count would restart with a redelivery.
+        app.task(name=task_name(kind), bind=True, acks_late=True, max_retries=None)(run)
+    return app

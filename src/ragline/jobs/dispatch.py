@@ -1,0 +1,66 @@
+"""Handing a queued job to whoever runs it: a Celery queue, or the in-process runner.
+
+dispatcher = get_dispatcher(settings, runner)
+dispatcher.dispatch(job)       # after the job's row is committed
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ragline.config import Settings
+from ragline.errors import JobQueueUnavailable
+from ragline.jobs.runner import JobRunner
+from ragline.jobs.store import Job
+
+
+class Dispatcher(Protocol):
+    def dispatch(self, job: Job) -> None: ...
+
+    def ready(self) -> tuple[bool, str]:
+        """Whether jobs can be run now, and what was checked."""
+        ...
+
+
+class CeleryDispatcher:
+    def __init__(self, settings: Settings) -> None:
+        from ragline.jobs.celery_app import create_celery
+
+        self.app = create_celery(settings)
+
+    def dispatch(self, job: Job) -> None:
+        from ragline.jobs.celery_app import task_name
+
+        try:
+            self.app.send_task(task_name(job.kind), args=[str(job.id)], queue=job.queue)
+        except Exception as e:  # kombu raises its transports' own errors
+            raise JobQueueUnavailable(
+                f"the job queue at {_safe(self.app.conf.broker_url)} cannot take jobs: {e}"
+            ) from e
+
+    def ready(self) -> tuple[bool, str]:
+        try:
+            with self.app.connection_for_write() as conn:
+                conn.ensure_connection(max_retries=1, timeout=2)
+        except Exception as e:
+            return False, f"broker unreachable: {e}"
+        return True, "broker reachable"
+
+
+class RunnerDispatcher:
+    def __init__(self, runner: JobRunner) -> None:
+        self.runner = runner
+
+    def dispatch(self, job: Job) -> None:
+        self.runner.wake()
+
+    def ready(self) -> tuple[bool, str]:
+        if self.runner.alive:
+            return True, "in-process runner running"
+        return False, "in-process runner stopped"
+
+
+def _safe(url: str | None) -> str:
+    from kombu.utils.url import maybe_sanitize_url
+
+    return str(maybe_sanitize_url(url or ""))

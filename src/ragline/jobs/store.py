@@ -1,0 +1,260 @@
+"""Durable job state in PostgreSQL: the record the API reads, whoever runs the job.
+
+    job = create_job(conn, tenant="acme", kind="index_upload", payload={...})
+    jobs = JobStore(engine)
+    job = jobs.begin(job.id, worker="celery@host")   # None once it has finished
+    jobs.succeed(job.id, result={...})
+
+A job is queued, running, succeeded, failed, or retrying (waiting to run again after a
+transient error). Every start counts an attempt; after ``max_attempts`` a transient
+error fails the job for good.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "retrying"]
+JOB_STATES: tuple[JobStatus, ...] = ("queued", "running", "succeeded", "failed", "retrying")
+
+# Each kind of job runs on its own queue, so that a backlog of one kind (a big
+# scheduled sync) does not hold up another (a user waiting on an upload).
+QUEUES = {"index_upload": "ingest", "sync_source": "sync"}
+DEFAULT_QUEUE = "default"
+
+_COLUMNS = (
+    "id, tenant, kind, queue, payload, status, progress, attempts, max_attempts, error, "
+    "result, worker, created_at, started_at, finished_at, updated_at"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: uuid.UUID
+    tenant: str
+    kind: str
+    queue: str
+    payload: dict[str, Any]
+    status: JobStatus
+    progress: float
+    attempts: int
+    max_attempts: int
+    error: str | None
+    result: dict[str, Any] | None
+    worker: str | None
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    updated_at: dt.datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        def iso(value: dt.datetime | None) -> str | None:
+            return value.isoformat() if value is not None else None
+
+        return {
+            "id": str(self.id),
+            "kind": self.kind,
+            "queue": self.queue,
+            "status": self.status,
+            "progress": round(self.progress, 4),
+            "attempts": self.attempts,
+            "max_attempts": self.max_attempts,
+            "error": self.error,
+            "result": self.result,
+            "created_at": iso(self.created_at),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+            "updated_at": iso(self.updated_at),
+        }
+
+
+def _job(row: Any) -> Job:
+    return Job(**row)
+
+
+def create_job(
+    conn: sa.Connection,
+    *,
+    tenant: str,
+    kind: str,
+    payload: dict[str, Any],
+    max_attempts: int,
+) -> Job:
+    """Insert a queued job in the caller's transaction (commit it before dispatching)."""
+    row = conn.execute(
+        sa.text(
+            f"""
+            INSERT INTO jobs (id, tenant, kind, queue, payload, status, max_attempts)
+            VALUES (:id, :tenant, :kind, :queue, CAST(:payload AS jsonb), 'queued', :max)
+            RETURNING {_COLUMNS}
+            """
+        ),
+        {
+            "id": uuid.uuid4(),
+            "tenant": tenant,
+            "kind": kind,
+            "queue": QUEUES.get(kind, DEFAULT_QUEUE),
+            "payload": json.dumps(payload),
+            "max": max_attempts,
+        },
+    ).mappings()
+    return _job(row.one())
+
+
+def get_job(conn: sa.Connection, job_id: uuid.UUID) -> Job | None:
+    row = conn.execute(
+        sa.text(f"SELECT {_COLUMNS} FROM jobs WHERE id = :id"), {"id": job_id}
+    ).mappings()
+    found = row.first()
+    return _job(found) if found is not None else None
+
+
+def list_jobs(
+    conn: sa.Connection, *, status: JobStatus | None = None, limit: int = 50
+) -> list[Job]:
+    rows = conn.execute(
+        sa.text(
+            f"SELECT {_COLUMNS} FROM jobs WHERE CAST(:status AS text) IS NULL OR status = :status "
+            "ORDER BY created_at DESC LIMIT :limit"
+        ),
+        {"status": status, "limit": limit},
+    ).mappings()
+    return [_job(row) for row in rows]
+
+
+class JobStore:
+    """The state transitions of jobs, for whoever runs them (not tenant-scoped)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def _update(self, sql: str, params: dict[str, Any]) -> Job | None:
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.text(sql + f" RETURNING {_COLUMNS}"), params).mappings().first()
+        return _job(row) if row is not None else None
+
+    def begin(self, job_id: uuid.UUID, *, worker: str) -> Job | None:
+        """Start an attempt. None when the job is unknown or already finished (a
+        duplicate delivery); a job marked running was interrupted and runs again."""
+        return self._update(
+            """
+            UPDATE jobs SET status = 'running', attempts = attempts + 1, worker = :worker,
+                started_at = now(), heartbeat_at = now(), updated_at = now(), error = NULL
+            WHERE id = :id AND status IN ('queued', 'retrying', 'running')
+            """,
+            {"id": job_id, "worker": worker},
+        )
+
+    def claim_next(self, *, worker: str) -> Job | None:
+        """Start the next due job, if any; concurrent claimers never get the same one."""
+        return self._update(
+            """
+            UPDATE jobs SET status = 'running', attempts = attempts + 1, worker = :worker,
+                started_at = now(), heartbeat_at = now(), updated_at = now(), error = NULL
+            WHERE id = (
+                SELECT id FROM jobs
+                WHERE status IN ('queued', 'retrying') AND run_after <= now()
+                ORDER BY run_after, created_at
+                FOR UPDATE SKIP LOCKED LIMIT 1
+            )
+            """,
+            {"worker": worker},
+        )
+
+    def progress(self, job_id: uuid.UUID, value: float) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "UPDATE jobs SET progress = :p, heartbeat_at = now(), updated_at = now() "
+                    "WHERE id = :id AND status = 'running'"
+                ),
+                {"id": job_id, "p": max(0.0, min(1.0, value))},
+            )
+
+    def succeed(self, job_id: uuid.UUID, result: dict[str, Any]) -> None:
+        self._finish(job_id, "succeeded", None, result)
+
+    def fail(self, job_id: uuid.UUID, error: str, result: dict[str, Any] | None = None) -> None:
+        self._finish(job_id, "failed", error, result)
+
+    def _finish(self, job_id: uuid.UUID, status: JobStatus, error: str | None, result: Any) -> None:
+        self._update(
+            """
+            UPDATE jobs SET status = :status, error = :error, result = CAST(:result AS jsonb),
+                progress = CASE WHEN :status = 'succeeded' THEN 1 ELSE progress END,
+                finished_at = now(), updated_at = now()
+            WHERE id = :id
+            """,
+            {"id": job_id, "status": status, "error": error, "result": json.dumps(result)},
+        )
+
+    def retry_later(self, job_id: uuid.UUID, error: str, delay: float) -> bool:
+        """Schedule another attempt after ``delay`` seconds; when no attempt is left, fail
+        the job instead. Returns whether it will be retried."""
+        job = self._update(
+            """
+            UPDATE jobs SET
+                status = CASE WHEN attempts < max_attempts THEN 'retrying' ELSE 'failed' END,
+                error = :error, run_after = now() + make_interval(secs => :delay),
+                finished_at = CASE WHEN attempts < max_attempts THEN NULL ELSE now() END,
+                updated_at = now()
+            WHERE id = :id
+            """,
+            {"id": job_id, "error": error, "delay": delay},
+        )
+        return job is not None and job.status == "retrying"
+
+    def heartbeat(self, job_ids: list[uuid.UUID]) -> None:
+        if not job_ids:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "UPDATE jobs SET heartbeat_at = now() "
+                    "WHERE id = ANY(:ids) AND status = 'running'"
+                ),
+                {"ids": job_ids},
+            )
+
+    def requeue(self, *, worker_like: str, stale_after: float | None = None) -> int:
+        """Put back in the queue the running jobs of workers matching ``worker_like`` (a
+        LIKE pattern) whose heartbeat is older than ``stale_after`` seconds (any, when
+        None): their runner stopped while running them."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                sa.text(
+                    """
+                    UPDATE jobs SET status = 'queued', run_after = now(), updated_at = now()
+                    WHERE status = 'running' AND worker LIKE :worker
+                      AND (CAST(:stale AS float8) IS NULL
+                           OR heartbeat_at < now() - make_interval(secs => :stale))
+                    """
+                ),
+                {"worker": worker_like, "stale": stale_after},
+            )
+            return result.rowcount
+
+    def counts(self) -> tuple[dict[str, int], dict[str, int]]:
+        """(jobs by state, jobs waiting by queue), over every tenant, for metrics."""
+        with self.engine.connect() as conn:
+            states: dict[str, int] = dict.fromkeys(JOB_STATES, 0)
+            states.update(
+                conn.execute(sa.text("SELECT status, count(*) FROM jobs GROUP BY status")).all()
+            )
+            waiting = dict.fromkeys((*QUEUES.values(), DEFAULT_QUEUE), 0)
+            waiting.update(
+                conn.execute(
+                    sa.text(
+                        "SELECT queue, count(*) FROM jobs "
+                        "WHERE status IN ('queued', 'retrying') GROUP BY queue"
+                    )
+                ).all()
+            )
+        return states, waiting

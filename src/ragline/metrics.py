@@ -1,0 +1,82 @@
+"""Prometheus metrics. Counters and histograms are updated where things happen; the
+figures that live in the database (jobs by state, queue depth, chunks indexed) are
+read from it when Prometheus scrapes, so every API replica reports the same truth.
+
+    from ragline.metrics import DatabaseCollector, REGISTRY
+    REGISTRY.register(DatabaseCollector(engine))
+    prometheus_client.generate_latest(REGISTRY)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import sqlalchemy as sa
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy.engine import Engine
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+HTTP_REQUEST_SECONDS = Histogram(
+    "ragline_http_request_duration_seconds",
+    "Time to answer an HTTP request, by route template.",
+    ("method", "route", "status"),
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY,
+)
+EMBEDDING_BATCH_SECONDS = Histogram(
+    "ragline_embedding_batch_duration_seconds",
+    "Time the embedding model takes for one call (a batch of texts).",
+    ("model",),
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY,
+)
+EMBEDDED_TEXTS = Counter(
+    "ragline_embedded_texts",
+    "Texts the embedding model has embedded (cache hits excluded).",
+    ("model",),
+    registry=REGISTRY,
+)
+JOBS_FINISHED = Counter(
+    "ragline_job_attempts_finished",
+    "Job attempts run by this process, by how they ended.",
+    ("kind", "status"),
+    registry=REGISTRY,
+)
+
+
+class DatabaseCollector(Collector):
+    """Jobs by state, jobs waiting by queue and chunks indexed, read at scrape time."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def describe(self) -> list[Metric]:
+        return []  # collected from the database on scrape only
+
+    def collect(self) -> Iterator[Metric]:
+        from ragline.jobs.store import JobStore
+
+        states, waiting = JobStore(self.engine).counts()
+        jobs = GaugeMetricFamily("ragline_jobs", "Jobs by state.", labels=["state"])
+        for state, count in states.items():
+            jobs.add_metric([state], count)
+        yield jobs
+        depth = GaugeMetricFamily(
+            "ragline_queue_depth", "Jobs queued or waiting to retry, by queue.", labels=["queue"]
+        )
+        for queue, count in waiting.items():
+            depth.add_metric([queue], count)
+        yield depth
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.text("SELECT tenant, coalesce(sum(chunks), 0) FROM bm25_stats GROUP BY tenant")
+            ).all()
+        chunks = GaugeMetricFamily(
+            "ragline_chunks_indexed", "Chunks in the index, by tenant.", labels=["tenant"]
+        )
+        for tenant, count in rows:
+            chunks.add_metric([tenant], int(count))
+        yield chunks

@@ -1,0 +1,1 @@
+"""Documents uploaded over the API: the stored files, their records, their index jobs."""
