@@ -32,6 +32,19 @@ def task_name(kind: str) -> str:
     return f"ragline.{kind}"
 
 
+def _transport_options(settings: Settings) -> dict[str, Any]:
+    """Redis redelivers a job whose worker died once ``visibility_timeout`` has passed,
+    at its next sweep of unacknowledged messages: sweeps run often enough for the
+    redelivery to follow the timeout closely. (RabbitMQ redelivers when the dead
+    worker's connection closes, and ignores these options.)"""
+    timeout = settings.broker_visibility_timeout
+    return {
+        "visibility_timeout": timeout,
+        "unacked_restore_interval": max(1, min(60, timeout // 4)),
+        "unacked_restore_throttle": 1,
+    }
+
+
 def create_celery(settings: Settings) -> Celery:
     if not settings.broker_url:
         raise ValueError("RAGLINE_BROKER_URL is not set")
@@ -48,7 +61,7 @@ def create_celery(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         task_soft_time_limit=settings.job_time_limit,
         task_time_limit=settings.job_time_limit + 30,
-        broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout},
+        broker_transport_options=_transport_options(settings),
         broker_connection_retry_on_startup=True,
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
         worker_send_task_events=True,

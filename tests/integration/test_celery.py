@@ -1,0 +1,142 @@
+"""Jobs on real Celery workers (separate processes) with Redis and with RabbitMQ:
+the upload flow, and a worker killed mid-job."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from ragline.config import Settings
+from ragline.jobs.celery_app import create_celery
+from tests.integration.service import (
+    Client,
+    client_for,
+    serve_in_thread,
+    start_process,
+    wait_for,
+    word_salad,
+)
+from tests.integration.test_api import assert_indexed_once
+
+BROKERS = {
+    "redis": "redis://127.0.0.1:6379/15",
+    "rabbitmq": "amqp://guest:guest@127.0.0.1:5672//",
+}
+# Redis hands an unacknowledged job to another worker after this long.
+VISIBILITY_TIMEOUT = 8
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(params=list(BROKERS), scope="module")
+def broker(request: pytest.FixtureRequest) -> str:
+    url = BROKERS[request.param]
+    settings = Settings(broker_url=url)
+    try:
+        with create_celery(settings).connection_for_write() as conn:
+            conn.ensure_connection(max_retries=2, timeout=3)
+    except Exception as e:  # the test machine's broker is down: say so, loudly
+        pytest.fail(f"{request.param} is not reachable at {url}: {e}")
+    create_celery(settings).control.purge()
+    return url
+
+
+def worker_env(broker: str) -> dict[str, str]:
+    return {
+        "RAGLINE_BROKER_URL": broker,
+        "RAGLINE_BROKER_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
+    }
+
+
+@pytest.fixture(scope="module")
+def api(settings: Settings, broker: str) -> Iterator[str]:
+    with serve_in_thread(
+        settings.model_copy(
+            update={
+                "broker_url": broker,
+                "broker_visibility_timeout": VISIBILITY_TIMEOUT,
+                "rate_limit_burst": 10_000,
+            }
+        )
+    ) as url:
+        yield url
+
+
+@pytest.fixture
+def worker(broker: str) -> Iterator[subprocess.Popen[bytes]]:
+    process = start_worker(broker)
+    yield process
+    stop(process)
+
+
+def start_worker(broker: str) -> subprocess.Popen[bytes]:
+    return start_process(["worker", "--concurrency", "1"], worker_env(broker))
+
+
+def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, sig)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+
+def test_upload_indexed_by_a_celery_worker(
+    api: str, clean_db: Engine, worker: subprocess.Popen[bytes]
+) -> None:
+    client = client_for(api, clean_db, "acme")
+    ready = client.get("/readyz").json()
+    assert ready["checks"]["jobs"] == "broker reachable"
+    ids = client.upload(
+        "wiper.md", b"# Wiper\n\nThe sonde wiper parks at noon.\n", "text/markdown"
+    ).json()
+    job = client.wait_job(ids["job_id"], timeout=120)
+    assert job["status"] == "succeeded", job
+    assert job["queue"] == "ingest"
+    assert job["attempts"] == 1
+    hits = client.search("when does the wiper park", filters={"document_id": ids["document_id"]})
+    assert hits
+    assert {hit["document_id"] for hit in hits} == {ids["document_id"]}
+
+    corrupt = client.upload("broken.pdf", b"%PDF-1.7\n\x00\x01garbage", "application/pdf").json()
+    failed = client.wait_job(corrupt["job_id"], timeout=60)
+    assert failed["status"] == "failed"
+    assert failed["error"]
+    assert worker.poll() is None, "the worker survives a bad document"
+
+
+def test_a_killed_worker_job_is_delivered_again_and_indexed_once(
+    api: str, broker: str, clean_db: Engine
+) -> None:
+    client: Client = client_for(api, clean_db, "acme")
+    first = start_worker(broker)
+    try:
+        ids = client.upload(
+            "log.md", word_salad(6000, seed=uuid.uuid4().int).encode(), "text/markdown"
+        ).json()
+        wait_for(
+            lambda: client.job(ids["job_id"])["status"] == "running",
+            timeout=120,
+            what="the worker to start the job",
+        )
+        time.sleep(1.5)
+        assert client.job(ids["job_id"])["status"] == "running"
+    finally:
+        stop(first, signal.SIGKILL)
+    second = start_worker(broker)
+    try:
+        job = client.wait_job(ids["job_id"], timeout=240)
+    finally:
+        stop(second)
+    assert job["status"] == "succeeded", job
+    assert job["attempts"] == 2, job
+    assert_indexed_once(clean_db, ids["document_id"])
