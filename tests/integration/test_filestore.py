@@ -1,0 +1,140 @@
+"""The file stores of uploads: one contract, met by the local folder and by S3 (a real
+S3-compatible server, moto, started by the tests)."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import httpx
+import pytest
+from sqlalchemy.engine import Engine
+
+from ragline.config import Settings
+from ragline.errors import IngestError, SourceUnavailable
+from ragline.uploads.filestore import FileStore, LocalFileStore, get_filestore
+from ragline.uploads.s3 import S3FileStore
+from tests.integration.service import client_for, free_port, serve_in_thread, wait_for
+
+BUCKET = "ragline-uploads"
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(url, timeout=1).status_code < 500
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for(up, timeout=30, what="the S3 server")
+        yield url
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+@pytest.fixture
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+
+@pytest.fixture
+def bucket(s3_endpoint: str, aws_credentials: None) -> str:
+    client = boto3.client("s3", endpoint_url=s3_endpoint)
+    existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+    if BUCKET not in existing:
+        client.create_bucket(Bucket=BUCKET)
+    return BUCKET
+
+
+class FileStoreContract:
+    """What every file store must do."""
+
+    @pytest.fixture
+    def store(self) -> FileStore:
+        raise NotImplementedError
+
+    def test_round_trip(self, store: FileStore) -> None:
+        data = bytes(range(256)) * 5000
+        store.put("tenant/one", io.BytesIO(data))
+        assert store.get("tenant/one") == data
+        store.put("tenant/one", io.BytesIO(b"second version"))
+        assert store.get("tenant/one") == b"second version"
+
+    def test_delete_is_idempotent(self, store: FileStore) -> None:
+        store.put("tenant/two", io.BytesIO(b"x"))
+        store.delete("tenant/two")
+        store.delete("tenant/two")
+        with pytest.raises(IngestError, match="missing"):
+            store.get("tenant/two")
+
+    def test_a_missing_file_is_a_failure_of_that_item(self, store: FileStore) -> None:
+        with pytest.raises(IngestError) as raised:
+            store.get("tenant/never")
+        assert not isinstance(raised.value, SourceUnavailable)
+
+
+class TestLocalFileStore(FileStoreContract):
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> FileStore:
+        return LocalFileStore(tmp_path / "files")
+
+    def test_keys_cannot_leave_the_folder(self, tmp_path: Path) -> None:
+        store = LocalFileStore(tmp_path / "files")
+        with pytest.raises(ValueError, match="leaves"):
+            store.put("../outside", io.BytesIO(b"x"))
+
+
+class TestS3FileStore(FileStoreContract):
+    @pytest.fixture
+    def store(self, bucket: str, s3_endpoint: str) -> FileStore:
+        return S3FileStore.from_url(f"s3://{bucket}/prefix", endpoint_url=s3_endpoint)
+
+    def test_objects_are_under_the_prefix(self, store: FileStore, s3_endpoint: str) -> None:
+        store.put("acme/obj", io.BytesIO(b"data"))
+        client = boto3.client("s3", endpoint_url=s3_endpoint)
+        keys = [o["Key"] for o in client.list_objects_v2(Bucket=BUCKET)["Contents"]]
+        assert "prefix/acme/obj" in keys
+
+    def test_an_unreachable_store_is_transient(self, aws_credentials: None) -> None:
+        store = S3FileStore.from_url("s3://b", endpoint_url=f"http://127.0.0.1:{free_port()}")
+        with pytest.raises(SourceUnavailable):
+            store.get("k")
+
+
+def test_uploads_kept_in_s3_are_indexed(
+    settings: Settings, clean_db: Engine, bucket: str, s3_endpoint: str
+) -> None:
+    s3_settings = settings.model_copy(
+        update={"filestore_url": f"s3://{bucket}/uploads", "s3_endpoint_url": s3_endpoint}
+    )
+    assert isinstance(get_filestore(s3_settings), S3FileStore)
+    with serve_in_thread(s3_settings) as url:
+        client = client_for(url, clean_db, "acme")
+        ids = client.upload("tide.md", b"# Tides\n\nSpring tides peak at dawn.\n", "text/markdown")
+        job = client.wait_job(ids.json()["job_id"])
+        assert job["status"] == "succeeded", job
+        document_id = ids.json()["document_id"]
+        s3 = boto3.client("s3", endpoint_url=s3_endpoint)
+        key = f"uploads/acme/{document_id}"
+        assert s3.get_object(Bucket=bucket, Key=key)["Body"].read().startswith(b"# Tides")
+        assert client.search("spring tides", filters={"document_id": document_id})
+        assert client.delete(f"/v1/documents/{document_id}").status_code == 204
+        listed = s3.list_objects_v2(Bucket=bucket, Prefix=key).get("Contents", [])
+        assert listed == []
