@@ -36,6 +36,7 @@ from ragline.errors import (
     UploadRejected,
 )
 from ragline.ingest.embedders import get_embedder
+from ragline.ingest.embedders.batching import BatchingEmbedder, LazyEmbedder
 from ragline.jobs.dispatch import CeleryDispatcher, Dispatcher, RunnerDispatcher
 from ragline.jobs.runner import JobRunner
 from ragline.jobs.tasks import JobExecutor
@@ -86,11 +87,12 @@ def create_app(settings: Settings) -> FastAPI:
             )
             runner.start()
             dispatcher = RunnerDispatcher(runner)
+        query_embedder = LazyEmbedder(lambda: BatchingEmbedder(get_embedder(settings)))
         app.state.services = Services(
             settings=settings,
             engine=engine,
             uploads=UploadService(engine, get_filestore(settings), settings),
-            searcher=Searcher(engine, settings),
+            searcher=Searcher(engine, settings, query_embedder),
             dispatcher=dispatcher,
             limiter=get_rate_limiter(settings, engine),
         )
@@ -99,7 +101,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.model_loaded = threading.Event()
 
         def load_model() -> None:
-            get_embedder(settings)
+            query_embedder.load()
             app.state.model_loaded.set()
 
         threading.Thread(target=load_model, name="ragline-model-load", daemon=True).start()

@@ -32,10 +32,17 @@ class Embedder(Protocol):
     silently truncates it; chunkers must stay within it.
     """
 
-    name: str
-    dimension: int
-    max_tokens: int
-    tokenizer: TokenCounter
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int: ...
+
+    @property
+    def tokenizer(self) -> TokenCounter: ...
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         """One row per text, L2-normalised, in input order."""

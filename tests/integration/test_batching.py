@@ -1,0 +1,75 @@
+"""Concurrent embedding calls merged into shared model calls give each caller the rows
+it would have got alone."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from threading import Event
+
+import numpy as np
+import pytest
+
+from ragline.errors import EmbeddingError
+from ragline.ingest.embedders import Embedder
+from ragline.ingest.embedders.base import TokenCounter, Vectors
+from ragline.ingest.embedders.batching import BatchingEmbedder, LazyEmbedder
+
+
+class _Counting:
+    """Wraps the real model, counting its calls."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self.calls: list[int] = []
+        self.name = inner.name
+        self.dimension = inner.dimension
+        self.max_tokens = inner.max_tokens
+        self.tokenizer: TokenCounter = inner.tokenizer
+
+    def embed(self, texts: list[str]) -> Vectors:
+        self.calls.append(len(texts))
+        return self.inner.embed(texts)
+
+
+def test_concurrent_calls_share_batches_and_get_their_own_rows(embedder: Embedder) -> None:
+    counting = _Counting(embedder)
+    batching = BatchingEmbedder(counting)
+    queries = [f"question number {n} about the oxygen sensor" for n in range(40)]
+    expected = embedder.embed(queries)
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        rows = list(pool.map(lambda q: batching.embed([q])[0], queries))
+    np.testing.assert_allclose(np.stack(rows), expected, atol=1e-5)
+    assert sum(counting.calls) == 40
+    assert len(counting.calls) < 40, "calls waiting together were merged"
+    assert batching.embed([]).shape == (0, embedder.dimension)
+
+
+def test_a_model_failure_fails_its_callers_and_the_next_call_works(embedder: Embedder) -> None:
+    class FailsOnce(_Counting):
+        def embed(self, texts: list[str]) -> Vectors:
+            if not self.calls:
+                self.calls.append(len(texts))
+                raise EmbeddingError("model crashed")
+            return super().embed(texts)
+
+    batching = BatchingEmbedder(FailsOnce(embedder))
+    with pytest.raises(EmbeddingError, match="crashed"):
+        batching.embed(["a"])
+    assert batching.embed(["a"]).shape == (1, embedder.dimension)
+
+
+def test_lazy_embedder_builds_once(embedder: Embedder) -> None:
+    built = []
+    gate = Event()
+
+    def build() -> Embedder:
+        gate.wait(5)
+        built.append(1)
+        return embedder
+
+    lazy = LazyEmbedder(build)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = [pool.submit(lambda: lazy.dimension) for _ in range(4)]
+        gate.set()
+        assert {f.result() for f in futures} == {embedder.dimension}
+    assert built == [1]
