@@ -147,7 +147,9 @@ class Settings(BaseSettings):
     )
     job_retry_backoff_max: float = Field(default=300.0, gt=0)
     job_time_limit: int = Field(
-        default=3600, ge=10, description="Seconds after which a job is stopped and failed."
+        default=3600,
+        ge=10,
+        description="Seconds after which a Celery worker stops a job and fails it.",
     )
     job_lease_seconds: int = Field(
         default=60,

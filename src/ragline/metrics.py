@@ -70,13 +70,11 @@ class DatabaseCollector(Collector):
         for queue, count in waiting.items():
             depth.add_metric([queue], count)
         yield depth
+        # No tenant label: /metrics needs no key, and tenant names are not for everyone.
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.text("SELECT tenant, coalesce(sum(chunks), 0) FROM bm25_stats GROUP BY tenant")
-            ).all()
-        chunks = GaugeMetricFamily(
-            "ragline_chunks_indexed", "Chunks in the index, by tenant.", labels=["tenant"]
+            total = conn.execute(
+                sa.text("SELECT coalesce(sum(chunks), 0) FROM bm25_stats")
+            ).scalar_one()
+        yield GaugeMetricFamily(
+            "ragline_chunks_indexed", "Chunks in the index, all tenants.", value=int(total)
         )
-        for tenant, count in rows:
-            chunks.add_metric([tenant], int(count))
-        yield chunks

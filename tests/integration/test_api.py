@@ -122,7 +122,10 @@ def test_listing_and_deleting_a_document(
     writer: Client, clean_db: Engine, settings: Settings
 ) -> None:
     ids = writer.upload(
-        "wiper.md", b"# Wiper\n\nThe wiper parks at noon.\n", "text/markdown"
+        "wiper.md",
+        b"# Wiper\n\nThe wiper parks at noon.\n",
+        "text/markdown",
+        metadata='{"team": "ops"}',
     ).json()
     assert writer.wait_job(ids["job_id"])["status"] == "succeeded"
     other = writer.upload("tide.txt", b"Tide tables load at midnight.\n", "text/plain").json()
@@ -131,6 +134,11 @@ def test_listing_and_deleting_a_document(
     listed = writer.get("/v1/documents").json()["documents"]
     assert {d["document_id"] for d in listed} == {ids["document_id"], other["document_id"]}
     assert writer.search("wiper parks", filters={"document_id": ids["document_id"]})
+    by_team = writer.search("wiper parks", filters={"metadata": {"team": "ops"}})
+    assert {hit["document_id"] for hit in by_team} == {ids["document_id"]}
+    assert writer.search("wiper parks", filters={"metadata": {"team": "sales"}}) == []
+    shown = writer.get(f"/v1/documents/{ids['document_id']}").json()
+    assert shown["metadata"] == {"team": "ops"}
 
     assert writer.delete(f"/v1/documents/{ids['document_id']}").status_code == 204
     assert writer.get(f"/v1/documents/{ids['document_id']}").status_code == 404

@@ -78,6 +78,7 @@ def test_another_tenant_cannot_read_search_delete_or_detect(
     # A still has everything.
     assert a.get(f"/v1/documents/{document_id}").status_code == 200
     assert a.search("Project Heron", filters={"document_id": document_id})
+    assert a.search("Project Heron", filters={"metadata": {"team": "board"}})
 
 
 def test_row_level_security_stops_a_query_that_bypasses_the_repository(

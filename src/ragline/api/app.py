@@ -10,17 +10,15 @@ starts the in-process job runner. OpenAPI docs are at ``/docs``.
 from __future__ import annotations
 
 import threading
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import structlog
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 
 from ragline.api.deps import Services
+from ragline.api.middleware import ObserveMiddleware
 from ragline.api.routes import documents, health, jobs, search
 from ragline.config import Settings
 from ragline.db.engine import get_engine
@@ -41,7 +39,7 @@ from ragline.jobs.dispatch import CeleryDispatcher, Dispatcher, RunnerDispatcher
 from ragline.jobs.runner import JobRunner
 from ragline.jobs.tasks import JobExecutor
 from ragline.logs import ensure_logging, get_logger
-from ragline.metrics import HTTP_REQUEST_SECONDS, DatabaseCollector
+from ragline.metrics import DatabaseCollector
 from ragline.ratelimit import get_rate_limiter
 from ragline.search.hybrid import Searcher
 from ragline.uploads.filestore import get_filestore
@@ -129,46 +127,6 @@ def create_app(settings: Settings) -> FastAPI:
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return JSONResponse({"detail": str(error)}, status_code=status, headers=headers)
 
-    @app.middleware("http")
-    async def observe(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
-        if request.url.path == "/v1/documents" and request.method == "POST":
-            declared = request.headers.get("content-length")
-            # The multipart envelope adds a little to the file itself.
-            if (
-                declared
-                and declared.isdigit()
-                and int(declared) > settings.max_upload_bytes + 65536
-            ):
-                return JSONResponse(
-                    {
-                        "detail": f"the upload is over the limit of "
-                        f"{settings.max_upload_bytes:,} bytes (RAGLINE_MAX_UPLOAD_BYTES)"
-                    },
-                    status_code=413,
-                    headers={"X-Request-ID": request_id},
-                )
-        started = time.perf_counter()
-        response = await call_next(request)
-        elapsed = time.perf_counter() - started
-        route = request.scope.get("route")
-        template = getattr(route, "path", "unmatched")
-        HTTP_REQUEST_SECONDS.labels(request.method, template, str(response.status_code)).observe(
-            elapsed
-        )
-        response.headers["X-Request-ID"] = request_id
-        log.info(
-            "request",
-            method=request.method,
-            route=template,
-            status=response.status_code,
-            ms=round(elapsed * 1000, 2),
-            tenant=getattr(request.state, "tenant", None),
-        )
-        return response
+    app.add_middleware(ObserveMiddleware, max_upload_bytes=settings.max_upload_bytes)
 
     return app

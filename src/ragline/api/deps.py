@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from ragline.auth import Principal, Role, authenticate
 from ragline.config import Settings
 from ragline.jobs.dispatch import Dispatcher
-from ragline.ratelimit import RateLimiter
+from ragline.ratelimit import Decision, RateLimiter
 from ragline.search.hybrid import Searcher
 from ragline.uploads.service import UploadService
 
@@ -45,23 +45,29 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 _bearer = HTTPBearer(auto_error=False, description="An API key from `ragline keys create`.")
 
 
+def _admit(services: Services, secret: str | None) -> tuple[Principal, Decision]:
+    """The caller, and whether their rate bucket had a token (one database or Redis
+    round trip each, in one worker thread)."""
+    settings = services.settings
+    if not settings.auth_required and secret is None:
+        principal = Principal(tenant=settings.tenant, role="admin", key_id=None)
+    else:
+        principal = authenticate(services.engine, secret)
+    bucket = f"key:{principal.key_id}" if principal.key_id else f"tenant:{principal.tenant}"
+    return principal, services.limiter.take(bucket)
+
+
 def _require(role: Role) -> Callable[..., Awaitable[Principal]]:
     async def dependency(
         request: Request,
         services: ServicesDep,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Principal:
-        settings = services.settings
-        if not settings.auth_required and credentials is None:
-            principal = Principal(tenant=settings.tenant, role="admin", key_id=None)
-        else:
-            secret = credentials.credentials if credentials is not None else None
-            principal = await run_in_threadpool(authenticate, services.engine, secret)
+        secret = credentials.credentials if credentials is not None else None
+        principal, decision = await run_in_threadpool(_admit, services, secret)
         request.state.tenant = principal.tenant
         structlog.contextvars.bind_contextvars(tenant=principal.tenant)
         principal.require(role)
-        bucket = f"key:{principal.key_id}" if principal.key_id else f"tenant:{principal.tenant}"
-        decision = await run_in_threadpool(services.limiter.take, bucket)
         if not decision.allowed:
             raise HTTPException(
                 status_code=429,

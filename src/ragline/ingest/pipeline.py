@@ -223,7 +223,7 @@ class Pipeline:
             title=document.title,
             doc_type=document.doc_type.value,
             doc_date=document.doc_date or (item.modified.date() if item.modified else None),
-            metadata=document.metadata,
+            metadata={**document.metadata, **item.metadata},
             sha256=digest,
             embedding_model=self.embedder.name,
             pipeline_version=self.version,

@@ -23,7 +23,7 @@ from kombu import Queue
 
 from ragline.config import Settings
 from ragline.jobs.store import DEFAULT_QUEUE, QUEUES
-from ragline.jobs.tasks import HANDLERS, JobExecutor
+from ragline.jobs.tasks import HANDLERS, TRANSIENT, JobExecutor
 
 ALL_QUEUES = (*dict.fromkeys(QUEUES.values()), DEFAULT_QUEUE)
 
@@ -71,7 +71,14 @@ def create_celery(settings: Settings) -> Celery:
     executor = JobExecutor(settings)
 
     def run(task: Task[Any, Any], job_id: str) -> None:
-        retry_in = executor.execute_id(uuid.UUID(job_id), worker=f"celery:{task.request.hostname}")
+        try:
+            retry_in = executor.execute_id(
+                uuid.UUID(job_id), worker=f"celery:{task.request.hostname}"
+            )
+        except TRANSIENT as e:
+            # The job's state could not even be recorded (the database is away): put
+            # the message back rather than let the job sit in "running" for ever.
+            raise task.retry(exc=e, countdown=executor.backoff(task.request.retries + 1)) from e
         if retry_in is not None:
             raise task.retry(countdown=retry_in)
 

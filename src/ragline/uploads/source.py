@@ -37,7 +37,8 @@ class UploadSource:
         with tenant_scope(self.engine, self.tenant) as conn:
             row = conn.execute(
                 sa.text(
-                    "SELECT filename, content_type, size_bytes, sha256, storage_key, created_at "
+                    "SELECT filename, content_type, size_bytes, sha256, storage_key, created_at, "
+                    "metadata "
                     "FROM uploads WHERE id = :id AND status <> 'deleted'"
                 ),
                 {"id": self.upload_id},
@@ -53,6 +54,7 @@ class UploadSource:
             etag=row.sha256,
             modified=row.created_at,
             size=row.size_bytes,
+            metadata=dict(row.metadata),
         )
 
     def read(self, item: SourceItem) -> bytes:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,7 +14,9 @@ class SourceItem:
 
     ``doc_id`` is stable for the life of the document at the source (a relative path,
     a row id, a page id); ``etag`` is a cheap change token: when it matches what the
-    ledger recorded, the item is not even read.
+    ledger recorded, the item is not even read. ``metadata`` the source knows (an
+    upload's fields, a row's columns) is merged over what the parser found, and can
+    be filtered on in searches.
     """
 
     doc_id: str
@@ -23,6 +25,7 @@ class SourceItem:
     etag: str | None = None
     modified: dt.datetime | None = None
     size: int | None = None
+    metadata: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
 
 class Source(Protocol):
