@@ -20,6 +20,8 @@ from PIL import Image
 from sqlalchemy.engine import Engine
 
 from ragline.config import Settings
+from ragline.ingest.ledger import source_lock_key
+from ragline.uploads.service import upload_source_name
 from tests.integration.service import (
     Client,
     client_for,
@@ -282,3 +284,37 @@ def _ready(url: str) -> bool:
         return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_a_document_is_not_deleted_while_its_indexing_holds_it(
+    writer: Client, clean_db: Engine
+) -> None:
+    ids = writer.upload("tide.txt", b"Tide tables load at midnight.\n", "text/plain").json()
+    assert writer.wait_job(ids["job_id"])["status"] == "succeeded"
+    lock = source_lock_key("acme", "uploads", upload_source_name(uuid.UUID(ids["document_id"])))
+    with clean_db.connect() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_lock(hashtextextended(:k, 0))"), {"k": lock})
+        refused = writer.delete(f"/v1/documents/{ids['document_id']}")
+        conn.execute(sa.text("SELECT pg_advisory_unlock(hashtextextended(:k, 0))"), {"k": lock})
+    assert refused.status_code == 409
+    assert ids["job_id"] in refused.json()["detail"]
+    assert writer.search("tide tables", filters={"document_id": ids["document_id"]})
+    assert writer.delete(f"/v1/documents/{ids['document_id']}").status_code == 204
+
+
+def test_without_required_keys_requests_act_for_the_configured_tenant(
+    settings: Settings, clean_db: Engine
+) -> None:
+    open_settings = settings.model_copy(update={"auth_required": False, "tenant": "solo"})
+    with serve_in_thread(open_settings) as url:
+        accepted = httpx.post(
+            f"{url}/v1/documents", files={"file": ("a.txt", b"Open access note.\n", "text/plain")}
+        )
+        assert accepted.status_code == 202
+        assert (
+            httpx.get(f"{url}/v1/documents").json()["documents"][0]["document_id"]
+            == (accepted.json()["document_id"])
+        )
+        # A key, when sent, still decides the tenant.
+        other = client_for(url, clean_db, "acme", "reader")
+        assert other.get("/v1/documents").json()["documents"] == []

@@ -31,6 +31,7 @@ from ragline.errors import (
     NotFound,
     RaglineError,
     RetrievalError,
+    SourceUnavailable,
     UploadRejected,
 )
 from ragline.ingest.embedders import get_embedder
@@ -55,6 +56,7 @@ _STATUS: dict[type[RaglineError], int] = {
     RetrievalError: 400,
     JobQueueUnavailable: 503,
     DatabaseError: 503,
+    SourceUnavailable: 503,  # the file store, when storing an upload
 }
 
 

@@ -154,10 +154,11 @@ def index_upload(executor: JobExecutor, job: Job) -> dict[str, Any]:
     """Parse, chunk, embed and index one uploaded file (or remove it, if deleted)."""
     upload_id = uuid.UUID(job.payload["upload_id"])
     engine = executor.engine
-    _set_upload_status(engine, upload_id, "indexing", None)
+    _set_upload_status(engine, job.tenant, upload_id, "indexing", None)
     with engine.connect() as conn:
         collection = conn.execute(
-            sa.text("SELECT collection FROM uploads WHERE id = :id"), {"id": upload_id}
+            sa.text("SELECT collection FROM uploads WHERE id = :id AND tenant = :tenant"),
+            {"id": upload_id, "tenant": job.tenant},
         ).scalar()
     if collection is None:
         raise JobFailed(f"upload {upload_id} does not exist", {})
@@ -171,22 +172,22 @@ def index_upload(executor: JobExecutor, job: Job) -> dict[str, Any]:
     result = report.as_dict()
     if report.failures:
         reason = report.failures[0].reason
-        _set_upload_status(engine, upload_id, "failed", reason)
+        _set_upload_status(engine, job.tenant, upload_id, "failed", reason)
         raise JobFailed(reason, result)
-    _set_upload_status(engine, upload_id, "indexed", None)
+    _set_upload_status(engine, job.tenant, upload_id, "indexed", None)
     return result
 
 
 def _set_upload_status(
-    engine: Engine, upload_id: uuid.UUID, status: str, error: str | None
+    engine: Engine, tenant: str, upload_id: uuid.UUID, status: str, error: str | None
 ) -> None:
     with engine.begin() as conn:
         conn.execute(
             sa.text(
                 "UPDATE uploads SET status = :status, error = :error, updated_at = now() "
-                "WHERE id = :id AND status <> 'deleted'"
+                "WHERE id = :id AND tenant = :tenant AND status <> 'deleted'"
             ),
-            {"id": upload_id, "status": status, "error": error},
+            {"id": upload_id, "tenant": tenant, "status": status, "error": error},
         )
 
 

@@ -133,7 +133,9 @@ def search_sql(mode: SearchMode, search_filter: Filter, where: str, *, exact: bo
     if mode in ("dense", "hybrid"):
         order = "(c.embedding <=> :qvec) + 0" if exact else "c.embedding <=> :qvec"
         parts.append(_DENSE.format(where=where, order=order))
-    parts.append(f"fused AS ({_FUSED[mode]})")
+    # Materialised: the fused list is a hundred rows or so, computed once, then joined
+    # to its chunks by primary key (inlined, a misestimate can re-run it per chunk).
+    parts.append(f"fused AS MATERIALIZED ({_FUSED[mode]})")
     return "WITH " + ",".join(parts) + _RESULT
 
 
