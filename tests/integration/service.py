@@ -10,9 +10,11 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -63,15 +65,19 @@ def serve_in_thread(settings: Settings) -> Iterator[str]:
         thread.join(30)
 
 
-def start_process(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """A ragline command in its own process group (so that it can be killed whole)."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "ragline", *args],
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+def start_process(
+    args: list[str], env: dict[str, str], *, log: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """A ragline command in its own process group (so that it can be killed whole),
+    its stderr (the logs) written to ``log``."""
+    with open(log or os.devnull, "ab") as stderr:
+        return subprocess.Popen(
+            [sys.executable, "-m", "ragline", *args],
+            env={**os.environ, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=True,
+        )
 
 
 @dataclass
@@ -117,6 +123,21 @@ class Client:
         assert response.status_code == 200, response.text
         hits: list[dict[str, Any]] = response.json()["hits"]
         return hits
+
+
+def start_long_job(client: Client) -> dict[str, str]:
+    """Upload a document that takes several seconds to index (text no cache has seen)
+    and return its ids once its job has been running for a moment."""
+    text = word_salad(6000, seed=uuid.uuid4().int)
+    ids: dict[str, str] = client.upload("log.md", text.encode(), "text/markdown").json()
+    wait_for(
+        lambda: client.job(ids["job_id"])["status"] == "running",
+        timeout=120,
+        what="the job to start",
+    )
+    time.sleep(1.5)
+    assert client.job(ids["job_id"])["status"] == "running", "the job ended too soon"
+    return ids
 
 
 def client_for(url: str, engine: Engine, tenant: str, role: Role = "writer") -> Client:

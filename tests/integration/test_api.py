@@ -4,10 +4,10 @@ search scoped to a document, deletion, bad uploads, metrics and a restart."""
 from __future__ import annotations
 
 import io
+import json
 import random
 import signal
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +27,7 @@ from tests.integration.service import (
     client_for,
     free_port,
     serve_in_thread,
+    start_long_job,
     start_process,
     wait_for,
     word_salad,
@@ -227,10 +228,11 @@ def test_request_id_is_echoed(writer: Client) -> None:
 
 
 def test_jobs_left_running_by_a_killed_server_are_taken_over(
-    clean_db: Engine, settings: Settings
+    clean_db: Engine, settings: Settings, tmp_path: Path
 ) -> None:
     """SIGKILL the server mid-job; the next server takes the job over once its lease
-    runs out, and the document ends indexed exactly once."""
+    runs out, and the document ends indexed exactly once. Its JSON logs carry the
+    request and job ids and the tenant."""
     env = {"RAGLINE_JOB_LEASE_SECONDS": "3"}
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -238,20 +240,13 @@ def test_jobs_left_running_by_a_killed_server_are_taken_over(
     try:
         wait_for(lambda: _ready(url), timeout=90, what="the first server")
         writer = client_for(url, clean_db, "acme")
-        ids = writer.upload(
-            "log.md", word_salad(6000, seed=uuid.uuid4().int).encode(), "text/markdown"
-        ).json()
-        wait_for(
-            lambda: writer.job(ids["job_id"])["status"] == "running",
-            timeout=60,
-            what="the job to run",
-        )
-        time.sleep(1.5)
-        assert writer.job(ids["job_id"])["status"] == "running"
+        ids = start_long_job(writer)
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(30)
-    second = start_process(["serve", "--port", str(port)], env)
+    logs = tmp_path / "second.log"
+    json_logs = {**env, "RAGLINE_LOG_FORMAT": "json", "RAGLINE_LOG_LEVEL": "info"}
+    second = start_process(["serve", "--port", str(port)], json_logs, log=logs)
     try:
         wait_for(lambda: _ready(url), timeout=90, what="the second server")
         job = writer.wait_job(ids["job_id"], timeout=180)
@@ -261,6 +256,12 @@ def test_jobs_left_running_by_a_killed_server_are_taken_over(
         second.send_signal(signal.SIGTERM)
         second.wait(30)
     assert_indexed_once(clean_db, ids["document_id"])
+    events = [json.loads(line) for line in logs.read_text().splitlines() if line.startswith("{")]
+    finished = [e for e in events if e["event"] == "job_succeeded"]
+    assert [(e["job_id"], e["tenant"]) for e in finished] == [(ids["job_id"], "acme")]
+    polls = [e for e in events if e["event"] == "request" and e["route"] == "/v1/jobs/{job_id}"]
+    assert polls
+    assert all(e["tenant"] == "acme" and len(e["request_id"]) == 32 for e in polls)
 
 
 def assert_indexed_once(engine: Engine, document_id: str) -> None:

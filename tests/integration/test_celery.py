@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -19,9 +17,8 @@ from tests.integration.service import (
     Client,
     client_for,
     serve_in_thread,
+    start_long_job,
     start_process,
-    wait_for,
-    word_salad,
 )
 from tests.integration.test_api import assert_indexed_once
 
@@ -120,16 +117,7 @@ def test_a_killed_worker_job_is_delivered_again_and_indexed_once(
     client: Client = client_for(api, clean_db, "acme")
     first = start_worker(broker)
     try:
-        ids = client.upload(
-            "log.md", word_salad(6000, seed=uuid.uuid4().int).encode(), "text/markdown"
-        ).json()
-        wait_for(
-            lambda: client.job(ids["job_id"])["status"] == "running",
-            timeout=120,
-            what="the worker to start the job",
-        )
-        time.sleep(1.5)
-        assert client.job(ids["job_id"])["status"] == "running"
+        ids = start_long_job(client)
     finally:
         stop(first, signal.SIGKILL)
     second = start_worker(broker)

@@ -18,6 +18,7 @@ from functools import cached_property
 from typing import Any
 
 import sqlalchemy as sa
+import structlog
 from sqlalchemy.engine import Engine
 
 from ragline.config import Settings
@@ -111,28 +112,34 @@ class JobExecutor:
         return self.execute(job)
 
     def execute(self, job: Job) -> float | None:
-        """Run a job that has begun; returns the delay before a retry, or None."""
-        bound = log.bind(job_id=str(job.id), tenant=job.tenant, kind=job.kind)
+        """Run a job that has begun; returns the delay before a retry, or None. Every
+        log line written meanwhile, by this thread, carries the job id and tenant."""
+        with structlog.contextvars.bound_contextvars(
+            job_id=str(job.id), tenant=job.tenant, kind=job.kind
+        ):
+            return self._execute(job)
+
+    def _execute(self, job: Job) -> float | None:
         handler = HANDLERS.get(job.kind)
         started = time.perf_counter()
         try:
             if handler is None:
                 raise JobFailed(f"unknown job kind {job.kind!r}", {})
-            bound.info("job_started", attempt=job.attempts)
+            log.info("job_started", attempt=job.attempts)
             result = handler(self, job)
         except TRANSIENT as e:
             reason = f"{type(e).__name__}: {e}"
             delay = self.backoff(job.attempts)
             if self.jobs.retry_later(job.id, reason, delay):
-                bound.warning("job_retrying", attempt=job.attempts, delay=delay, reason=reason)
+                log.warning("job_retrying", attempt=job.attempts, delay=delay, reason=reason)
                 JOBS_FINISHED.labels(kind=job.kind, status="retrying").inc()
                 return delay
-            bound.error("job_failed", attempt=job.attempts, reason=reason)
+            log.error("job_failed", attempt=job.attempts, reason=reason)
             JOBS_FINISHED.labels(kind=job.kind, status="failed").inc()
             return None
         except JobFailed as e:
             self.jobs.fail(job.id, str(e), e.result)
-            bound.warning("job_failed", reason=str(e))
+            log.warning("job_failed", reason=str(e))
             JOBS_FINISHED.labels(kind=job.kind, status="failed").inc()
             return None
         except Exception as e:
@@ -140,13 +147,13 @@ class JobExecutor:
                 str(e) if isinstance(e, RaglineError) else f"unexpected {type(e).__name__}: {e}"
             )
             if not isinstance(e, RaglineError):
-                bound.error("job_crashed", exc_info=e)
+                log.error("job_crashed", exc_info=e)
             self.jobs.fail(job.id, reason)
             JOBS_FINISHED.labels(kind=job.kind, status="failed").inc()
             return None
         self.jobs.succeed(job.id, result)
         JOBS_FINISHED.labels(kind=job.kind, status="succeeded").inc()
-        bound.info("job_succeeded", seconds=round(time.perf_counter() - started, 3))
+        log.info("job_succeeded", seconds=round(time.perf_counter() - started, 3))
         return None
 
 

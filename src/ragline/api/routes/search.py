@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 
 from ragline.api.deps import ReaderDep, ServicesDep
@@ -20,19 +22,9 @@ def search(body: SearchRequest, principal: ReaderDep, services: ServicesDep) -> 
         tenant=principal.tenant,
     )
     return SearchResponse(
-        hits=[
-            SearchHit(
-                document_id=hit.doc_id,
-                chunk_id=hit.chunk_id,
-                score=hit.score,
-                title=hit.title,
-                section=hit.section,
-                text=hit.text,
-                source=hit.source,
-                collection=hit.collection,
-                doc_type=hit.doc_type,
-                page=hit.page,
-            )
-            for hit in hits
-        ]
+        hits=[SearchHit(document_id=hit.doc_id, **_without_doc_id(hit.as_dict())) for hit in hits]
     )
+
+
+def _without_doc_id(fields: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in fields.items() if key != "doc_id"}

@@ -22,7 +22,30 @@ import numpy as np
 from ragline.ingest.embedders.base import Embedder, TokenCounter, Vectors
 
 
-class BatchingEmbedder:
+class _Wrapper:
+    """An embedder that describes itself as the one it wraps."""
+
+    def _target(self) -> Embedder:
+        raise NotImplementedError
+
+    @property
+    def name(self) -> str:
+        return self._target().name
+
+    @property
+    def dimension(self) -> int:
+        return self._target().dimension
+
+    @property
+    def max_tokens(self) -> int:
+        return self._target().max_tokens
+
+    @property
+    def tokenizer(self) -> TokenCounter:
+        return self._target().tokenizer
+
+
+class BatchingEmbedder(_Wrapper):
     def __init__(self, inner: Embedder, *, max_batch: int = 64) -> None:
         self.inner = inner
         self.max_batch = max_batch
@@ -30,21 +53,8 @@ class BatchingEmbedder:
         self._thread = threading.Thread(target=self._serve, name="ragline-embed", daemon=True)
         self._thread.start()
 
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def dimension(self) -> int:
-        return self.inner.dimension
-
-    @property
-    def max_tokens(self) -> int:
-        return self.inner.max_tokens
-
-    @property
-    def tokenizer(self) -> TokenCounter:
-        return self.inner.tokenizer
+    def _target(self) -> Embedder:
+        return self.inner
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         if not texts:
@@ -76,7 +86,7 @@ class BatchingEmbedder:
                 start += len(texts)
 
 
-class LazyEmbedder:
+class LazyEmbedder(_Wrapper):
     """An embedder built on first use (by ``load()`` or any attribute), once, whichever
     thread gets there first; the others wait for it."""
 
@@ -91,21 +101,8 @@ class LazyEmbedder:
                 self._inner = self._build()
             return self._inner
 
-    @property
-    def name(self) -> str:
-        return self.load().name
-
-    @property
-    def dimension(self) -> int:
-        return self.load().dimension
-
-    @property
-    def max_tokens(self) -> int:
-        return self.load().max_tokens
-
-    @property
-    def tokenizer(self) -> TokenCounter:
-        return self.load().tokenizer
+    def _target(self) -> Embedder:
+        return self.load()
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         return self.load().embed(texts)
