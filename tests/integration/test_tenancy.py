@@ -58,7 +58,7 @@ def test_another_tenant_cannot_read_search_delete_or_detect(
         ].replace(unknown, "?")
     assert b.delete(f"/v1/documents/{document_id}").status_code == 404
     assert document_id not in {d["document_id"] for d in b.get("/v1/documents").json()["documents"]}
-    assert job_id not in {j["id"] for j in b.get("/v1/jobs").json()}
+    assert job_id not in {j["id"] for j in b.get("/v1/jobs").json()["jobs"]}
 
     for body in (
         {},
@@ -77,6 +77,8 @@ def test_another_tenant_cannot_read_search_delete_or_detect(
 
     # A still has everything.
     assert a.get(f"/v1/documents/{document_id}").status_code == 200
+    assert a.get(f"/v1/jobs/{job_id}").status_code == 200
+    assert job_id in {j["id"] for j in a.get("/v1/jobs").json()["jobs"]}
     assert a.search("Project Heron", filters={"document_id": document_id})
     assert a.search("Project Heron", filters={"metadata": {"team": "board"}})
 

@@ -53,6 +53,10 @@ class JobOut(BaseModel):
     updated_at: str | None
 
 
+class JobList(BaseModel):
+    jobs: list[JobOut]
+
+
 class SearchFilters(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from ragline.api.deps import ReaderDep, ServicesDep
-from ragline.api.schemas import JobOut
+from ragline.api.schemas import JobList, JobOut
 from ragline.db.tenancy import tenant_scope
 from ragline.errors import NotFound
 from ragline.jobs.store import JobStatus, get_job, list_jobs
@@ -25,13 +25,14 @@ def get(job_id: uuid.UUID, principal: ReaderDep, services: ServicesDep) -> JobOu
     return JobOut(**job.as_dict())
 
 
-@router.get("", response_model=list[JobOut])
+@router.get("", response_model=JobList)
 def recent(
     principal: ReaderDep,
     services: ServicesDep,
     status: JobStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-) -> list[JobOut]:
+) -> JobList:
+    """The tenant's most recent jobs, newest first."""
     with tenant_scope(services.engine, principal.tenant) as conn:
         jobs = list_jobs(conn, status=status, limit=limit)
-    return [JobOut(**job.as_dict()) for job in jobs]
+    return JobList(jobs=[JobOut(**job.as_dict()) for job in jobs])
