@@ -9,10 +9,13 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
+from amqp.exceptions import ChannelError
 from sqlalchemy.engine import Engine
 
 from ragline.config import Settings
-from ragline.jobs.celery_app import create_celery
+from ragline.jobs.celery_app import ALL_QUEUES, create_celery
+from ragline.jobs.dispatch import CeleryDispatcher
+from ragline.jobs.store import create_job
 from tests.integration.service import (
     Client,
     client_for,
@@ -85,6 +88,33 @@ def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(10)
+
+
+def queue_sizes(settings: Settings) -> dict[str, int]:
+    """Messages waiting in each queue (Redis keeps no empty queue: those count 0)."""
+    sizes = {}
+    with create_celery(settings).connection_for_read() as conn:
+        for name in ALL_QUEUES:
+            try:
+                sizes[name] = conn.channel().queue_declare(queue=name, passive=True).message_count
+            except ChannelError:
+                sizes[name] = 0
+    return sizes
+
+
+def test_a_job_is_published_to_its_own_queue_once(broker: str, engine: Engine) -> None:
+    settings = Settings(broker_url=broker)
+    app = create_celery(settings)
+    app.control.purge()
+    with engine.begin() as conn:
+        job = create_job(
+            conn, tenant="acme", kind="index_upload", payload={"upload_id": "x"}, max_attempts=1
+        )
+    CeleryDispatcher(settings).dispatch(job)
+    try:
+        assert queue_sizes(settings) == {"ingest": 1, "sync": 0, "default": 0}
+    finally:
+        app.control.purge()
 
 
 def test_upload_indexed_by_a_celery_worker(

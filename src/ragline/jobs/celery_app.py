@@ -19,13 +19,14 @@ import uuid
 from typing import Any
 
 from celery import Celery, Task
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from ragline.config import Settings
 from ragline.jobs.store import DEFAULT_QUEUE, QUEUES
 from ragline.jobs.tasks import HANDLERS, TRANSIENT, JobExecutor
 
 ALL_QUEUES = (*dict.fromkeys(QUEUES.values()), DEFAULT_QUEUE)
+EXCHANGE = Exchange("ragline", type="direct")
 
 
 def task_name(kind: str) -> str:
@@ -50,8 +51,13 @@ def create_celery(settings: Settings) -> Celery:
         raise ValueError("RAGLINE_BROKER_URL is not set")
     app = Celery("ragline", broker=settings.broker_url, set_as_current=False)
     app.conf.update(
-        task_queues=[Queue(name) for name in ALL_QUEUES],
+        # One direct exchange; each queue bound by its own name, so that a job sent
+        # to a queue lands in that queue alone.
+        task_queues=[Queue(name, EXCHANGE, routing_key=name) for name in ALL_QUEUES],
         task_default_queue=DEFAULT_QUEUE,
+        task_default_exchange=EXCHANGE.name,
+        task_default_exchange_type="direct",
+        task_default_routing_key=DEFAULT_QUEUE,
         task_routes={task_name(kind): {"queue": queue} for kind, queue in QUEUES.items()},
         task_serializer="json",
         accept_content=["json"],
