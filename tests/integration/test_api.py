@@ -319,3 +319,17 @@ def test_without_required_keys_requests_act_for_the_configured_tenant(
         # A key, when sent, still decides the tenant.
         other = client_for(url, clean_db, "acme", "reader")
         assert other.get("/v1/documents").json()["documents"] == []
+
+
+def test_values_the_database_would_refuse_are_client_errors(writer: Client) -> None:
+    """Found by fuzzing the OpenAPI description: NUL characters and huge numbers."""
+    assert writer.post("/v1/search", json={"query": "tide\u0000"}).status_code == 422
+    nul_filter = {"query": "tide", "filters": {"metadata": {"team": "a\u0000"}}}
+    assert writer.post("/v1/search", json=nul_filter).status_code == 422
+    nul_meta = writer.upload("a.txt", b"text", "text/plain", metadata='{"k": "\\u0000"}')
+    assert nul_meta.status_code == 422
+    assert "NUL" in nul_meta.json()["detail"]
+    assert writer.get("/v1/documents", params={"offset": 2**63}).status_code == 422
+    refused = writer.get("/v1/documents", params={"collection": "a\u0000b"})
+    assert refused.status_code == 400
+    assert "not valid" in refused.json()["detail"]

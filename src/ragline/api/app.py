@@ -13,6 +13,7 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
@@ -128,6 +129,13 @@ def create_app(settings: Settings) -> FastAPI:
             log.error("request_failed", error=str(error), kind=type(error).__name__)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return JSONResponse({"detail": str(error)}, status_code=status, headers=headers)
+
+    @app.exception_handler(sa.exc.DataError)
+    async def invalid_value(request: Request, error: sa.exc.DataError) -> JSONResponse:
+        # A value PostgreSQL refuses (out of range, NUL in text...) came from the request.
+        reason = str(error.orig).splitlines()[0] if error.orig else "invalid value"
+        log.warning("request_value_refused", reason=reason)
+        return JSONResponse({"detail": f"a value of the request is not valid: {reason}"}, 400)
 
     app.add_middleware(ObserveMiddleware, max_upload_bytes=settings.max_upload_bytes)
 

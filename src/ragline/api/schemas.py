@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from ragline.domain import Filter
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("text cannot contain NUL (\\u0000) characters")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
 
 
 class UploadAccepted(BaseModel):
@@ -60,13 +69,13 @@ class JobList(BaseModel):
 class SearchFilters(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    collection: str | None = None
-    source: str | None = None
-    type: str | None = Field(default=None, description="pdf, html, markdown, text, record")
-    document_id: str | None = Field(default=None, description="Search inside one document.")
+    collection: Text | None = None
+    source: Text | None = None
+    type: Text | None = Field(default=None, description="pdf, html, markdown, text, record")
+    document_id: Text | None = Field(default=None, description="Search inside one document.")
     date_from: dt.date | None = None
     date_to: dt.date | None = None
-    metadata: dict[str, str] = Field(default_factory=dict)
+    metadata: dict[Text, Text] = Field(default_factory=dict)
 
     def to_filter(self) -> Filter:
         return Filter(
@@ -83,7 +92,7 @@ class SearchFilters(BaseModel):
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(min_length=1, max_length=4000)
+    query: Text = Field(min_length=1, max_length=4000)
     k: int = Field(default=10, ge=1, le=100)
     mode: Literal["dense", "lexical", "hybrid"] | None = None
     filters: SearchFilters = Field(default_factory=SearchFilters)

@@ -179,6 +179,8 @@ class Searcher:
         query = query.strip()
         if not query:
             raise RetrievalError("the query is empty")
+        if "\x00" in query:
+            raise RetrievalError("the query contains a NUL (\\u0000) character")
         mode = mode or self.settings.search_mode
         if mode not in _FUSED:
             raise RetrievalError(f"unknown search mode {mode!r}: use dense, lexical or hybrid")

@@ -139,6 +139,17 @@ def upload_source_name(upload_id: uuid.UUID) -> str:
     return f"upload:{upload_id}"
 
 
+def _has_nul(value: object) -> bool:
+    """Whether a JSON-like value holds a NUL character, which PostgreSQL text refuses."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 def _measure(data: BinaryIO, limit: int) -> tuple[int, str]:
     """(size, sha256) of a seekable file, rewound; UploadRejected when over ``limit``."""
     digest = hashlib.sha256()
@@ -177,6 +188,11 @@ class UploadService:
             raise UploadRejected("the upload has no file name")
         if not collection.strip():
             raise UploadRejected("the collection cannot be empty")
+        if _has_nul([filename, collection, metadata]):
+            raise UploadRejected(
+                "the file name, collection and metadata cannot contain NUL (\\u0000) characters",
+                status=422,
+            )
         parse_name(filename, content_type)
         size, sha256 = _measure(data, self.settings.max_upload_bytes)
         if size == 0:

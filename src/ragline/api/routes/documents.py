@@ -64,7 +64,7 @@ def list_documents(
     services: ServicesDep,
     collection: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> DocumentList:
     uploads = services.uploads.list(
         principal.tenant, collection=collection, limit=limit, offset=offset
