@@ -13,15 +13,46 @@ import time::
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SearchMode = Literal["dense", "lexical", "hybrid"]
+
+
+class ProviderConfig(BaseModel):
+    """One OpenAI-compatible chat endpoint. The key is named by the environment
+    variable that holds it (``api_key_env``), never written in the configuration."""
+
+    name: str
+    base_url: str
+    model: str
+    kind: Literal["openai", "azure"] = "openai"
+    api_key_env: str | None = None
+    api_version: str | None = Field(default=None, description="Azure OpenAI only.")
+    timeout: float = Field(default=60.0, gt=0, description="Seconds per request.")
+    api_key: SecretStr | None = Field(default=None, exclude=True, repr=False)
+
+    @model_validator(mode="after")
+    def _resolve_key(self) -> ProviderConfig:
+        if self.kind == "azure" and not self.api_version:
+            raise ValueError(f"LLM provider {self.name!r}: Azure needs an api_version")
+        if self.api_key_env and self.api_key is None:
+            value = os.environ.get(self.api_key_env)
+            if not value:
+                raise ValueError(
+                    f"LLM provider {self.name!r}: the environment variable "
+                    f"{self.api_key_env} (api_key_env) is not set"
+                )
+            self.api_key = SecretStr(value)
+        return self
+
+
 Environment = Literal["development", "staging", "production"]
 
 
@@ -128,6 +159,39 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None,
         description="Redis for rate limiting (redis://...). Unset: PostgreSQL keeps the buckets.",
+    )
+
+    # Answers
+    llm_providers: list[ProviderConfig] = Field(
+        default_factory=list,
+        description='OpenAI-compatible chat endpoints tried in order, as JSON: [{"name": '
+        '"vllm", "base_url": "http://gpu:8000/v1", "model": "...", "api_key_env": "VLLM_KEY"}]. '
+        "Empty: answers are extractive.",
+    )
+    llm_max_retries: int = Field(
+        default=2, ge=0, le=10, description="Retries of a transient failure per provider."
+    )
+    llm_circuit_failures: int = Field(
+        default=3, ge=1, description="Failures in a row after which a provider is skipped."
+    )
+    llm_circuit_cooldown: float = Field(
+        default=30.0, gt=0, description="Seconds a failing provider is skipped before a trial."
+    )
+    llm_temperature: float = Field(default=0.0, ge=0, le=2)
+    llm_max_tokens: int = Field(default=512, ge=1, le=32768)
+    answer_k: int = Field(default=5, ge=1, le=50, description="Passages an answer is drawn from.")
+    answer_min_similarity: float = Field(
+        default=0.30,
+        ge=-1,
+        le=1,
+        description="Below this cosine similarity between the question and its closest "
+        "passage, the answer is 'not found in the knowledge base' instead of a guess.",
+    )
+    sse_keepalive_seconds: float = Field(
+        default=15.0, gt=0, description="Idle seconds before a stream sends a keep-alive."
+    )
+    extractive_sentences: int = Field(
+        default=3, ge=1, le=10, description="Sentences an extractive answer quotes."
     )
 
     # Background jobs

@@ -77,3 +77,16 @@ class JobQueueUnavailable(RaglineError):
 
 class TransientJobError(RaglineError):
     """A job failed for a reason that may pass (database restart, lock held): retry it."""
+
+
+class LLMError(RaglineError):
+    """A language model could not answer."""
+
+
+class LLMUnavailable(LLMError):
+    """No configured language model answered (down, timing out, rate-limited): transient."""
+
+
+class LLMRequestError(LLMError):
+    """A provider refused the request itself (bad key, unknown model, too long): retrying
+    the same request will not help."""
