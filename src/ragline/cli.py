@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -207,6 +208,52 @@ def search(
         out.print(f"[bold]{rank}.[/] [cyan]{where}[/]  [dim]{hit.score:.4f}[/]", highlight=False)
         snippet = hit.text if len(hit.text) <= 400 else hit.text[:400].rsplit(" ", 1)[0] + " …"
         out.print(f"   {snippet}", highlight=False, soft_wrap=False)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="A whole question.")],
+    k: Annotated[int | None, typer.Option("--k", min=1, max=50, help="Passages to use.")] = None,
+    filters: Annotated[
+        list[str] | None, typer.Option("--filter", help="key=value, as for search.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Answer a question from the index, citing the passages used. With no language
+    model configured (RAGLINE_LLM_PROVIDERS), the answer quotes the best sentences."""
+    from ragline.answer.service import Answerer
+    from ragline.search.filters import parse_filters
+
+    settings = _settings()
+    with _errors():
+        search_filter = parse_filters(filters or [])
+        with err.status("Searching…"):
+            answer = Answerer.from_settings(settings).ask(
+                question, tenant=settings.tenant, search_filter=search_filter, k=k
+            )
+    if as_json:
+        _print_json(answer.as_dict())
+        return
+    labels = {
+        "generative": f"Answer ({answer.provider})",
+        "extractive": "Extractive answer: sentences quoted from the sources",
+        "refused": "Not found",
+        "clarify": "More words, please",
+    }
+    out.print(f"[bold]{labels[answer.mode.value]}[/]", highlight=False)
+    out.print(answer.answer, highlight=False, markup=False)
+    if answer.citations:
+        out.print()
+    for citation in answer.citations:
+        where = " › ".join(part for part in (citation.title, citation.section) if part)
+        out.print(
+            f"  [bold]\\[{citation.n}][/] {escape(citation.doc_id)} — {escape(where)}",
+            highlight=False,
+        )
+    if answer.removed_citations:
+        out.print(f"[yellow]{answer.removed_citations} citation(s) to no source removed[/]")
+    if answer.unsupported:
+        out.print("[yellow]This answer cites no source: treat it with care.[/]")
 
 
 @app.command()

@@ -105,6 +105,8 @@ class Hit:
     collection: str
     doc_type: str
     page: int | None = None
+    similarity: float | None = None  # cosine to the query, when the dense list found it
+    uri: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -118,6 +120,67 @@ class Hit:
             "collection": self.collection,
             "doc_type": self.doc_type,
             "page": self.page,
+            "similarity": self.similarity,
+            "uri": self.uri,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """A source an answer cites as ``[n]``."""
+
+    n: int
+    doc_id: str
+    chunk_id: int
+    title: str
+    section: str
+    url: str
+    text: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "doc_id": self.doc_id,
+            "chunk_id": self.chunk_id,
+            "title": self.title,
+            "section": self.section,
+            "url": self.url,
+            "text": self.text,
+        }
+
+
+class AnswerMode(StrEnum):
+    GENERATIVE = "generative"  # written by a language model from the sources
+    EXTRACTIVE = "extractive"  # sentences quoted from the sources, no language model
+    REFUSED = "refused"  # the knowledge base does not hold the answer
+    CLARIFY = "clarify"  # the question needs more words
+
+
+@dataclass(slots=True)
+class Answer:
+    answer: str
+    mode: AnswerMode
+    citations: list[Citation]
+    trace_id: str
+    conversation_id: str | None = None
+    # Citation markers that pointed at no source and were removed.
+    removed_citations: int = 0
+    # A factual answer without any valid citation.
+    unsupported: bool = False
+    provider: str | None = None
+    usage: dict[str, int] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "answer": self.answer,
+            "mode": self.mode.value,
+            "citations": [c.as_dict() for c in self.citations],
+            "conversation_id": self.conversation_id,
+            "trace_id": self.trace_id,
+            "removed_citations": self.removed_citations,
+            "unsupported": self.unsupported,
+            "provider": self.provider,
+            "usage": self.usage,
         }
 
 

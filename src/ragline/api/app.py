@@ -18,9 +18,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 
+from ragline.answer.service import Answerer, get_llm
 from ragline.api.deps import Services
 from ragline.api.middleware import ObserveMiddleware
-from ragline.api.routes import documents, health, jobs, search
+from ragline.api.routes import ask, documents, health, jobs, search
 from ragline.config import Settings
 from ragline.db.engine import get_engine
 from ragline.errors import (
@@ -29,6 +30,8 @@ from ragline.errors import (
     DatabaseError,
     Forbidden,
     JobQueueUnavailable,
+    LLMRequestError,
+    LLMUnavailable,
     NotFound,
     RaglineError,
     RetrievalError,
@@ -58,6 +61,8 @@ _STATUS: dict[type[RaglineError], int] = {
     JobQueueUnavailable: 503,
     DatabaseError: 503,
     SourceUnavailable: 503,  # the file store, when storing an upload
+    LLMUnavailable: 503,
+    LLMRequestError: 502,  # the provider refused what ragline sent it
 }
 
 
@@ -89,11 +94,13 @@ def create_app(settings: Settings) -> FastAPI:
             runner.start()
             dispatcher = RunnerDispatcher(runner)
         query_embedder = LazyEmbedder(lambda: BatchingEmbedder(get_embedder(settings)))
+        searcher = Searcher(engine, settings, query_embedder)
         app.state.services = Services(
             settings=settings,
             engine=engine,
             uploads=UploadService(engine, get_filestore(settings), settings),
-            searcher=Searcher(engine, settings, query_embedder),
+            searcher=searcher,
+            answerer=Answerer(searcher, settings, get_llm(settings)),
             dispatcher=dispatcher,
             limiter=get_rate_limiter(settings, engine),
         )
@@ -119,7 +126,7 @@ def create_app(settings: Settings) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
     )
-    for router in (documents.router, jobs.router, search.router, health.router):
+    for router in (documents.router, jobs.router, search.router, ask.router, health.router):
         app.include_router(router)
 
     @app.exception_handler(RaglineError)

@@ -17,6 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
+from ragline.answer.service import Answerer
 from ragline.auth import Principal, Role, authenticate
 from ragline.config import Settings
 from ragline.jobs.dispatch import Dispatcher
@@ -31,6 +32,7 @@ class Services:
     engine: Engine
     uploads: UploadService
     searcher: Searcher
+    answerer: Answerer
     dispatcher: Dispatcher
     limiter: RateLimiter
 

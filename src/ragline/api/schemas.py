@@ -109,6 +109,10 @@ class SearchHit(BaseModel):
     collection: str
     doc_type: str
     page: int | None
+    similarity: float | None = Field(
+        description="Cosine similarity to the query, when dense search found the chunk."
+    )
+    uri: str
 
 
 class SearchResponse(BaseModel):
@@ -118,3 +122,37 @@ class SearchResponse(BaseModel):
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     checks: dict[str, str] = Field(default_factory=dict)
+
+
+class AskRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    question: Text = Field(max_length=4000)
+    k: int | None = Field(default=None, ge=1, le=50, description="Passages to draw from.")
+    filters: SearchFilters = Field(default_factory=SearchFilters)
+
+
+class CitationOut(BaseModel):
+    n: int
+    doc_id: str
+    chunk_id: int
+    title: str
+    section: str
+    url: str
+    text: str
+
+
+class AskResponse(BaseModel):
+    answer: str
+    mode: Literal["generative", "extractive", "refused", "clarify"] = Field(
+        description="generative: written by a language model from the cited passages; "
+        "extractive: sentences quoted from them (no language model); refused: the "
+        "knowledge base does not hold the answer; clarify: the question needs more words."
+    )
+    citations: list[CitationOut]
+    conversation_id: str | None
+    trace_id: str
+    removed_citations: int = Field(description="Markers that pointed at no passage.")
+    unsupported: bool = Field(description="A generated answer with no valid citation.")
+    provider: str | None
+    usage: dict[str, int] | None = Field(description="Tokens, as the provider counted them.")

@@ -96,19 +96,22 @@ EXACT_SCAN_SMALL = 2_000
 EXACT_SCAN_CAP = 100_000
 HNSW_MAX_EF_SEARCH = 1_000
 
+# Each fused row keeps the cosine similarity of its chunk to the query when the dense
+# list found it: unlike a rank, it says how close the best passages are at all.
 _FUSED = {
-    "dense": "SELECT id, 1 - dist AS score FROM dense",
-    "lexical": "SELECT id, score FROM lexical",
+    "dense": "SELECT id, 1 - dist AS score, 1 - dist AS similarity FROM dense",
+    "lexical": "SELECT id, score, NULL::float8 AS similarity FROM lexical",
     "hybrid": """
         SELECT coalesce(d.id, l.id) AS id,
                coalesce(:w_dense / (:rrf_k + d.rank), 0)
-             + coalesce(:w_lexical / (:rrf_k + l.rank), 0) AS score
+             + coalesce(:w_lexical / (:rrf_k + l.rank), 0) AS score,
+               1 - d.dist AS similarity
         FROM dense d FULL OUTER JOIN lexical l ON d.id = l.id""",
 }
 
 _RESULT = """
-    SELECT c.id AS chunk_id, f.score, doc.doc_id, doc.title, c.section, c.text, c.source,
-           c.collection, c.doc_type, c.page
+    SELECT c.id AS chunk_id, f.score, f.similarity, doc.doc_id, doc.title, doc.uri, c.section,
+           c.text, c.source, c.collection, c.doc_type, c.page
     FROM fused f
     JOIN chunks c ON c.id = f.id
     JOIN documents doc ON doc.id = c.document_id
@@ -274,4 +277,6 @@ def _hit(row: Any) -> Hit:
         collection=row["collection"],
         doc_type=row["doc_type"] or "",
         page=row["page"],
+        similarity=row["similarity"],
+        uri=row["uri"] or "",
     )

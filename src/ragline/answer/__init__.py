@@ -1,0 +1,1 @@
+"""Answers: language models with failover, prompts, citations, the extractive answerer."""

@@ -1,0 +1,269 @@
+"""Asking a question: check it, retrieve, answer with citations — or say why not.
+
+    answerer = Answerer.from_settings(settings, searcher)
+    answer = answerer.ask("How do I calibrate the oxygen probe?", tenant="acme")
+    answer.mode          # generative | extractive | refused | clarify
+    answer.citations     # [Citation(n=1, doc_id=..., chunk_id=..., ...)]
+
+- An empty question, or one of one or two words, gets a request for a whole question.
+- When the closest passage is less similar to the question than
+  ``answer_min_similarity``, the answer is that the knowledge base does not hold it.
+- With language models configured (``llm_providers``), they write the answer from the
+  passages, citing them as ``[n]``; markers that point at no passage are removed and
+  counted, and an answer left without a citation is marked ``unsupported``. If no
+  model answers, or none is configured, the answer quotes the passages' best
+  sentences instead (``extractive``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ragline.answer.extractive import extract
+from ragline.answer.llm import LLM, Completion, Stream
+from ragline.answer.llm.failover import FailoverLLM
+from ragline.answer.llm.openai import OpenAICompatible
+from ragline.answer.prompt import REFUSAL, build_messages, check_citations, is_refusal
+from ragline.config import Settings
+from ragline.domain import Answer, AnswerMode, Citation, Filter, Hit
+from ragline.errors import LLMUnavailable
+from ragline.logs import get_logger
+from ragline.search.hybrid import Searcher
+
+log = get_logger(__name__)
+
+CLARIFY_EMPTY = "Please ask a question, for example: how do I calibrate the oxygen sensor?"
+
+
+def get_llm(settings: Settings) -> LLM | None:
+    """The configured models as a failover chain; None when there are none."""
+    if not settings.llm_providers:
+        return None
+    clients = [
+        OpenAICompatible(config, max_retries=settings.llm_max_retries)
+        for config in settings.llm_providers
+    ]
+    return FailoverLLM(
+        clients,
+        failures=settings.llm_circuit_failures,
+        cooldown=settings.llm_circuit_cooldown,
+    )
+
+
+class Answerer:
+    def __init__(self, searcher: Searcher, settings: Settings, llm: LLM | None = None) -> None:
+        self.searcher = searcher
+        self.settings = settings
+        self.llm = llm
+
+    @classmethod
+    def from_settings(cls, settings: Settings, searcher: Searcher | None = None) -> Answerer:
+        return cls(searcher or Searcher.from_settings(settings), settings, get_llm(settings))
+
+    def ask(
+        self,
+        question: str,
+        *,
+        tenant: str,
+        search_filter: Filter | None = None,
+        k: int | None = None,
+    ) -> Answer:
+        trace_id = uuid.uuid4().hex
+        prepared = self._prepare(question, tenant, search_filter, k, trace_id)
+        if isinstance(prepared, Answer):
+            return prepared
+        question, hits = prepared
+        if self.llm is not None:
+            try:
+                completion = self.llm.complete(
+                    build_messages(question, hits),
+                    max_tokens=self.settings.llm_max_tokens,
+                    temperature=self.settings.llm_temperature,
+                )
+                return self._generated(completion, hits, trace_id)
+            except LLMUnavailable as e:
+                log.warning("answer_falls_back_to_extractive", trace_id=trace_id, error=str(e))
+        return self._extract(question, hits, trace_id)
+
+    def stream(
+        self,
+        question: str,
+        *,
+        tenant: str,
+        search_filter: Filter | None = None,
+        k: int | None = None,
+    ) -> AnswerStream:
+        """The same answer as ``ask``, as events: ``status`` (retrieving, generating),
+        ``citations`` (the numbered passages, before the first token), ``token``s and
+        ``done`` (the final answer). ``close()`` stops the generation upstream."""
+        return AnswerStream(self, question, tenant, search_filter, k)
+
+    def _prepare(
+        self,
+        question: str,
+        tenant: str,
+        search_filter: Filter | None,
+        k: int | None,
+        trace_id: str,
+    ) -> Answer | tuple[str, list[Hit]]:
+        """The final answer when the question needs none from a model (empty, vague,
+        not covered by the knowledge base); else the question and its passages."""
+        question = " ".join(question.split())
+        if not question:
+            return Answer(CLARIFY_EMPTY, AnswerMode.CLARIFY, [], trace_id)
+        if len(question.split()) <= 2:
+            return Answer(
+                f"Could you ask a whole question? “{question}” alone could mean many "
+                f"things: say what you want to know about it.",
+                AnswerMode.CLARIFY,
+                [],
+                trace_id,
+            )
+        hits = self.searcher.search(
+            question,
+            k=k or self.settings.answer_k,
+            mode="hybrid",
+            search_filter=search_filter,
+            tenant=tenant,
+        )
+        support = max((h.similarity for h in hits if h.similarity is not None), default=None)
+        if support is None or support < self.settings.answer_min_similarity:
+            log.info("answer_refused", trace_id=trace_id, tenant=tenant, support=support)
+            return Answer(REFUSAL, AnswerMode.REFUSED, [], trace_id)
+        return question, hits
+
+    def _generated(self, completion: Completion, hits: Sequence[Hit], trace_id: str) -> Answer:
+        usage = (
+            {
+                "prompt_tokens": completion.usage.prompt_tokens,
+                "completion_tokens": completion.usage.completion_tokens,
+                "total_tokens": completion.usage.total_tokens,
+            }
+            if completion.usage
+            else None
+        )
+        text, cited, removed = check_citations(completion.text, len(hits))
+        if is_refusal(text):
+            return Answer(
+                REFUSAL, AnswerMode.REFUSED, [], trace_id, provider=completion.provider, usage=usage
+            )
+        log.info(
+            "answer_generated",
+            trace_id=trace_id,
+            provider=completion.provider,
+            cited=len(cited),
+            removed_citations=removed,
+            usage=usage,
+        )
+        return Answer(
+            text,
+            AnswerMode.GENERATIVE,
+            _citations(hits, cited),
+            trace_id,
+            removed_citations=removed,
+            unsupported=not cited,
+            provider=completion.provider,
+            usage=usage,
+        )
+
+    def _extract(self, question: str, hits: Sequence[Hit], trace_id: str) -> Answer:
+        text, cited = extract(
+            question,
+            hits,
+            self.searcher.embedder,
+            max_sentences=self.settings.extractive_sentences,
+        )
+        if not text:
+            return Answer(REFUSAL, AnswerMode.REFUSED, [], trace_id)
+        return Answer(text, AnswerMode.EXTRACTIVE, _citations(hits, cited), trace_id)
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerEvent:
+    kind: Literal["status", "citations", "token", "done", "error"]
+    data: Any
+
+
+class AnswerStream:
+    """Events of one answer, produced as they happen (see ``Answerer.stream``)."""
+
+    def __init__(
+        self,
+        answerer: Answerer,
+        question: str,
+        tenant: str,
+        search_filter: Filter | None,
+        k: int | None,
+    ) -> None:
+        self.answerer = answerer
+        self.question = question
+        self.tenant = tenant
+        self.search_filter = search_filter
+        self.k = k
+        self.trace_id = uuid.uuid4().hex
+        self._llm_stream: Stream | None = None
+        self._closed = False
+
+    def __iter__(self) -> Iterator[AnswerEvent]:
+        answerer = self.answerer
+        yield AnswerEvent("status", {"stage": "retrieving", "trace_id": self.trace_id})
+        prepared = answerer._prepare(
+            self.question, self.tenant, self.search_filter, self.k, self.trace_id
+        )
+        if isinstance(prepared, Answer):
+            yield AnswerEvent("done", prepared.as_dict())
+            return
+        question, hits = prepared
+        sources = _citations(hits, range(1, len(hits) + 1))
+        yield AnswerEvent("citations", [c.as_dict() for c in sources])
+        answer: Answer | None = None
+        if answerer.llm is not None:
+            yield AnswerEvent("status", {"stage": "generating"})
+            started = False
+            try:
+                self._llm_stream = answerer.llm.stream(
+                    build_messages(question, hits),
+                    max_tokens=answerer.settings.llm_max_tokens,
+                    temperature=answerer.settings.llm_temperature,
+                )
+                for delta in self._llm_stream:
+                    started = True
+                    yield AnswerEvent("token", {"text": delta})
+                completion = self._llm_stream.completion
+                assert completion is not None
+                answer = answerer._generated(completion, hits, self.trace_id)
+            except LLMUnavailable as e:
+                if started or self._closed:
+                    raise
+                log.warning("answer_falls_back_to_extractive", trace_id=self.trace_id, error=str(e))
+        if answer is None:
+            answer = answerer._extract(question, hits, self.trace_id)
+            for sentence in answer.answer.split("] "):
+                if sentence:
+                    closing = "" if sentence.endswith("]") else "] "
+                    yield AnswerEvent("token", {"text": sentence + closing})
+        yield AnswerEvent("done", answer.as_dict())
+
+    def close(self) -> None:
+        """Stop: closes the connection to the model, which stops its generation."""
+        self._closed = True
+        if self._llm_stream is not None:
+            self._llm_stream.close()
+
+
+def _citations(hits: Sequence[Hit], cited: Iterable[int]) -> list[Citation]:
+    return [
+        Citation(
+            n=n,
+            doc_id=hits[n - 1].doc_id,
+            chunk_id=hits[n - 1].chunk_id,
+            title=hits[n - 1].title,
+            section=hits[n - 1].section,
+            url=hits[n - 1].uri,
+            text=hits[n - 1].text,
+        )
+        for n in cited
+    ]

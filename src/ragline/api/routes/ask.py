@@ -1,0 +1,97 @@
+"""Questions answered from the caller's tenant's documents, with citations; as one
+JSON answer, or streamed as server-sent events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+
+from ragline.answer.service import AnswerEvent, AnswerStream
+from ragline.api.deps import ReaderDep, ServicesDep
+from ragline.api.schemas import AskRequest, AskResponse
+from ragline.errors import RaglineError
+from ragline.logs import get_logger
+
+router = APIRouter(prefix="/v1", tags=["answers"])
+log = get_logger(__name__)
+
+
+@router.post("/ask", response_model=AskResponse)
+def ask(body: AskRequest, principal: ReaderDep, services: ServicesDep) -> AskResponse:
+    answer = services.answerer.ask(
+        body.question,
+        tenant=principal.tenant,
+        search_filter=body.filters.to_filter(),
+        k=body.k,
+    )
+    return AskResponse(**answer.as_dict())
+
+
+@router.post(
+    "/ask/stream",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def ask_stream(
+    body: AskRequest, principal: ReaderDep, services: ServicesDep
+) -> StreamingResponse:
+    """Server-sent events: ``status`` (retrieving, generating), ``citations`` (the
+    numbered passages, before the first token), ``token`` (text as it is written),
+    ``done`` (the final answer, as from /v1/ask) or ``error``; a comment line keeps
+    the connection alive while nothing else is sent. A client that disconnects stops
+    the generation."""
+    stream = services.answerer.stream(
+        body.question,
+        tenant=principal.tenant,
+        search_filter=body.filters.to_filter(),
+        k=body.k,
+    )
+    return StreamingResponse(
+        _events(stream, keepalive=services.settings.sse_keepalive_seconds),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _events(stream: AnswerStream, *, keepalive: float) -> AsyncIterator[str]:
+    """The stream's events as SSE frames. The answer is produced in a thread of its own;
+    when the client goes away, this generator is closed and closes the stream."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[AnswerEvent | None] = asyncio.Queue()
+
+    def put(event: AnswerEvent | None) -> None:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, event)
+        except RuntimeError:  # the event loop is gone: nobody is listening
+            stream.close()
+
+    def produce() -> None:
+        try:
+            for event in stream:
+                put(event)
+        except RaglineError as e:
+            put(AnswerEvent("error", {"detail": str(e)}))
+        except Exception as e:
+            log.error("answer_stream_failed", exc_info=e)
+            put(AnswerEvent("error", {"detail": "the answer failed; see the server's log"}))
+        finally:
+            put(None)
+
+    threading.Thread(target=produce, name="ragline-answer", daemon=True).start()
+    try:
+        while True:
+            try:
+                event = await asyncio.wait_for(queue.get(), keepalive)
+            except TimeoutError:
+                yield ": keep-alive\n\n"
+                continue
+            if event is None:
+                return
+            yield f"event: {event.kind}\ndata: {json.dumps(event.data, ensure_ascii=False)}\n\n"
+    finally:
+        stream.close()
