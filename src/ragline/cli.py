@@ -213,6 +213,10 @@ def search(
 @app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="A whole question.")],
+    conversation: Annotated[
+        str | None,
+        typer.Option("--conversation", help="Continue this conversation (an id from --json)."),
+    ] = None,
     k: Annotated[int | None, typer.Option("--k", min=1, max=50, help="Passages to use.")] = None,
     filters: Annotated[
         list[str] | None, typer.Option("--filter", help="key=value, as for search.")
@@ -229,7 +233,11 @@ def ask(
         search_filter = parse_filters(filters or [])
         with err.status("Searching…"):
             answer = Answerer.from_settings(settings).ask(
-                question, tenant=settings.tenant, search_filter=search_filter, k=k
+                question,
+                tenant=settings.tenant,
+                conversation_id=conversation,
+                search_filter=search_filter,
+                k=k,
             )
     if as_json:
         _print_json(answer.as_dict())
@@ -254,6 +262,11 @@ def ask(
         out.print(f"[yellow]{answer.removed_citations} citation(s) to no source removed[/]")
     if answer.unsupported:
         out.print("[yellow]This answer cites no source: treat it with care.[/]")
+    err.print(
+        f"[dim]conversation {answer.conversation_id} (continue with --conversation); "
+        f"trace {answer.trace_id}[/]",
+        highlight=False,
+    )
 
 
 @app.command()

@@ -187,6 +187,9 @@ class Settings(BaseSettings):
         description="Below this cosine similarity between the question and its closest "
         "passage, the answer is 'not found in the knowledge base' instead of a guess.",
     )
+    conversation_turns: int = Field(
+        default=5, ge=1, le=50, description="Recent turns used to understand a follow-up."
+    )
     sse_keepalive_seconds: float = Field(
         default=15.0, gt=0, description="Idle seconds before a stream sends a keep-alive."
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,11 @@ from sqlalchemy.engine import Engine
 from ragline.answer.llm.failover import FailoverLLM
 from ragline.answer.llm.openai import OpenAICompatible
 from ragline.answer.prompt import REFUSAL, SYSTEM
+from ragline.answer.rewrite import REWRITE_SYSTEM
 from ragline.answer.service import Answerer
 from ragline.config import ProviderConfig, Settings
 from ragline.domain import AnswerMode, Filter
+from ragline.errors import NotFound
 from ragline.ingest.embedders import Embedder
 from ragline.ingest.pipeline import Pipeline
 from ragline.ingest.sources import FileSource
@@ -303,3 +306,98 @@ def test_a_client_that_leaves_stops_the_generation(
         assert sent_a_second_later < 401
         assert sent_a_second_later - sent_when_left < 1.0 / 0.02
         assert time.monotonic() - left_at < 5
+
+
+STORAGE = "guides/winterization-and-storage.pdf"
+
+
+def test_a_follow_up_is_understood_through_the_conversation(
+    searcher: Searcher, settings: Settings
+) -> None:
+    answerer = Answerer(searcher, settings)
+    first = answerer.ask("how should sensors be stored over winter", tenant=settings.tenant)
+    assert first.conversation_id
+    assert STORAGE in {c.doc_id for c in first.citations}
+
+    follow_up = "what temperature should they be kept at?"
+    alone = answerer.ask(follow_up, tenant=settings.tenant)
+    assert STORAGE not in {c.doc_id for c in alone.citations}, "the pronoun alone misleads"
+    followed = answerer.ask(
+        follow_up, tenant=settings.tenant, conversation_id=first.conversation_id
+    )
+    assert followed.conversation_id == first.conversation_id
+    assert followed.citations[0].doc_id == STORAGE
+
+    turns = answerer.memory.recent_turns(
+        settings.tenant, uuid.UUID(first.conversation_id), settings.conversation_turns
+    )
+    assert [t.question for t in turns] == ["how should sensors be stored over winter", follow_up]
+    assert turns[1].query != follow_up
+    assert turns[1].trace_id == followed.trace_id
+    # A short follow-up is rewritten, not sent back for more words.
+    short = answerer.ask(
+        "and batteries?", tenant=settings.tenant, conversation_id=first.conversation_id
+    )
+    assert short.mode is not AnswerMode.CLARIFY
+
+
+def test_a_language_model_rewrites_follow_ups(searcher: Searcher, settings: Settings) -> None:
+    standalone = "at what temperature should sensors be stored over winter"
+
+    def reply(messages: list[dict[str, str]]) -> str:
+        if messages[0]["content"] == REWRITE_SYSTEM:
+            assert messages[1]["content"] == "how should sensors be stored over winter"
+            return standalone
+        return "Store them above freezing [1]."
+
+    with openai_server(Behaviour(reply=reply)) as (url, server):
+        answerer = Answerer(searcher, settings, llm_for(url))
+        first = answerer.ask("how should sensors be stored over winter", tenant=settings.tenant)
+        followed = answerer.ask(
+            "what temperature should they be kept at?",
+            tenant=settings.tenant,
+            conversation_id=first.conversation_id,
+        )
+    assert followed.mode is AnswerMode.GENERATIVE
+    assert f"Question: {standalone}" in server.bodies[-1]["messages"][1]["content"]
+    assert followed.citations[0].doc_id == STORAGE
+
+
+def test_conversations_belong_to_their_tenant(searcher: Searcher, settings: Settings) -> None:
+    answerer = Answerer(searcher, settings)
+    first = answerer.ask("how should sensors be stored over winter", tenant=settings.tenant)
+    with pytest.raises(NotFound):
+        answerer.ask("and batteries?", tenant="other", conversation_id=first.conversation_id)
+    with pytest.raises(NotFound):
+        answerer.ask("and batteries?", tenant=settings.tenant, conversation_id="not-a-uuid")
+
+
+def test_feedback_is_stored_once_per_trace_and_listed_for_admins(
+    indexed: Pipeline, settings: Settings, engine: Engine
+) -> None:
+    with serve_in_thread(settings) as url:
+        reader = client_for(url, engine, settings.tenant, "reader")
+        admin = client_for(url, engine, settings.tenant, "admin")
+        stranger = client_for(url, engine, "other", "admin")
+        answer = reader.post("/v1/ask", json={"question": QUESTION}).json()
+        vote = {"trace_id": answer["trace_id"], "rating": -1, "reason": "incomplete"}
+        assert reader.post("/v1/feedback", json=vote).status_code == 201
+        again = reader.post("/v1/feedback", json={**vote, "comment": "missing the cap step"})
+        assert again.status_code == 200
+        assert again.json()["created"] is False
+        assert stranger.post("/v1/feedback", json=vote).status_code == 404
+        assert reader.post("/v1/feedback", json={**vote, "rating": 5}).status_code == 422
+        assert reader.get("/v1/feedback").status_code == 403
+
+        negative = admin.get("/v1/feedback", params={"rating": -1}).json()["feedback"]
+        assert len(negative) == 1
+        entry = negative[0]
+        assert entry["trace_id"] == answer["trace_id"]
+        assert entry["question"] == QUESTION
+        assert entry["answer"] == answer["answer"]
+        assert entry["comment"] == "missing the cap step"
+        assert [c["chunk_id"] for c in entry["citations"]] == [
+            c["chunk_id"] for c in answer["citations"]
+        ]
+        assert admin.get("/v1/feedback", params={"rating": 1}).json()["feedback"] == []
+        assert stranger.get("/v1/feedback").json()["feedback"] == []

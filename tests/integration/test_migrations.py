@@ -64,9 +64,12 @@ def test_upgrade_from_0003_keeps_the_index_and_adds_row_level_security(
             )
         ).scalars()
         assert list(secured) == [
+            "answers",
             "bm25_stats",
             "chunks",
+            "conversations",
             "documents",
+            "feedback",
             "jobs",
             "postings",
             "sync_runs",

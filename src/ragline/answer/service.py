@@ -26,7 +26,9 @@ from ragline.answer.extractive import extract
 from ragline.answer.llm import LLM, Completion, Stream
 from ragline.answer.llm.failover import FailoverLLM
 from ragline.answer.llm.openai import OpenAICompatible
+from ragline.answer.memory import Memory
 from ragline.answer.prompt import REFUSAL, build_messages, check_citations, is_refusal
+from ragline.answer.rewrite import rewrite
 from ragline.config import Settings
 from ragline.domain import Answer, AnswerMode, Citation, Filter, Hit
 from ragline.errors import LLMUnavailable
@@ -58,6 +60,7 @@ class Answerer:
         self.searcher = searcher
         self.settings = settings
         self.llm = llm
+        self.memory = Memory(searcher.engine)
 
     @classmethod
     def from_settings(cls, settings: Settings, searcher: Searcher | None = None) -> Answerer:
@@ -68,38 +71,63 @@ class Answerer:
         question: str,
         *,
         tenant: str,
+        conversation_id: str | None = None,
         search_filter: Filter | None = None,
         k: int | None = None,
     ) -> Answer:
+        """Answer ``question`` within ``conversation_id`` (a new conversation when
+        None; NotFound when it is not one of the tenant's)."""
         trace_id = uuid.uuid4().hex
-        prepared = self._prepare(question, tenant, search_filter, k, trace_id)
+        turn = self._begin(question, tenant, conversation_id)
+        prepared = self._prepare(turn.query, tenant, search_filter, k, trace_id, turn.follows_up)
         if isinstance(prepared, Answer):
-            return prepared
-        question, hits = prepared
+            return self._finish(turn, prepared)
+        query, hits = prepared
         if self.llm is not None:
             try:
                 completion = self.llm.complete(
-                    build_messages(question, hits),
+                    build_messages(query, hits),
                     max_tokens=self.settings.llm_max_tokens,
                     temperature=self.settings.llm_temperature,
                 )
-                return self._generated(completion, hits, trace_id)
+                return self._finish(turn, self._generated(completion, hits, trace_id))
             except LLMUnavailable as e:
                 log.warning("answer_falls_back_to_extractive", trace_id=trace_id, error=str(e))
-        return self._extract(question, hits, trace_id)
+        return self._finish(turn, self._extract(query, hits, trace_id))
+
+    def _begin(self, question: str, tenant: str, conversation_id: str | None) -> _Turn:
+        """The conversation and its recent turns, and the question made standalone."""
+        question = " ".join(question.split())
+        conversation = self.memory.conversation(tenant, conversation_id)
+        history = (
+            self.memory.recent_turns(tenant, conversation, self.settings.conversation_turns)
+            if conversation_id is not None
+            else []
+        )
+        query = rewrite(question, history, self.llm)
+        if query != question:
+            log.info("question_rewritten", question=question, query=query)
+        return _Turn(tenant, conversation, question, query, bool(history))
+
+    def _finish(self, turn: _Turn, answer: Answer) -> Answer:
+        answer.conversation_id = str(turn.conversation)
+        self.memory.record(turn.tenant, turn.conversation, turn.question, turn.query, answer)
+        return answer
 
     def stream(
         self,
         question: str,
         *,
         tenant: str,
+        conversation_id: str | None = None,
         search_filter: Filter | None = None,
         k: int | None = None,
     ) -> AnswerStream:
         """The same answer as ``ask``, as events: ``status`` (retrieving, generating),
         ``citations`` (the numbered passages, before the first token), ``token``s and
         ``done`` (the final answer). ``close()`` stops the generation upstream."""
-        return AnswerStream(self, question, tenant, search_filter, k)
+        turn = self._begin(question, tenant, conversation_id)
+        return AnswerStream(self, turn, search_filter, k)
 
     def _prepare(
         self,
@@ -108,13 +136,14 @@ class Answerer:
         search_filter: Filter | None,
         k: int | None,
         trace_id: str,
+        follows_up: bool,
     ) -> Answer | tuple[str, list[Hit]]:
         """The final answer when the question needs none from a model (empty, vague,
-        not covered by the knowledge base); else the question and its passages."""
-        question = " ".join(question.split())
+        not covered by the knowledge base); else the question and its passages. A short
+        question that follows others was made standalone before it came here."""
         if not question:
             return Answer(CLARIFY_EMPTY, AnswerMode.CLARIFY, [], trace_id)
-        if len(question.split()) <= 2:
+        if len(question.split()) <= 2 and not follows_up:
             return Answer(
                 f"Could you ask a whole question? “{question}” alone could mean many "
                 f"things: say what you want to know about it.",
@@ -182,6 +211,15 @@ class Answerer:
 
 
 @dataclass(frozen=True, slots=True)
+class _Turn:
+    tenant: str
+    conversation: uuid.UUID
+    question: str
+    query: str  # the question made standalone, for retrieval and the model
+    follows_up: bool
+
+
+@dataclass(frozen=True, slots=True)
 class AnswerEvent:
     kind: Literal["status", "citations", "token", "done", "error"]
     data: Any
@@ -193,14 +231,12 @@ class AnswerStream:
     def __init__(
         self,
         answerer: Answerer,
-        question: str,
-        tenant: str,
+        turn: _Turn,
         search_filter: Filter | None,
         k: int | None,
     ) -> None:
         self.answerer = answerer
-        self.question = question
-        self.tenant = tenant
+        self.turn = turn
         self.search_filter = search_filter
         self.k = k
         self.trace_id = uuid.uuid4().hex
@@ -209,12 +245,20 @@ class AnswerStream:
 
     def __iter__(self) -> Iterator[AnswerEvent]:
         answerer = self.answerer
-        yield AnswerEvent("status", {"stage": "retrieving", "trace_id": self.trace_id})
+        turn = self.turn
+        yield AnswerEvent(
+            "status",
+            {
+                "stage": "retrieving",
+                "trace_id": self.trace_id,
+                "conversation_id": str(turn.conversation),
+            },
+        )
         prepared = answerer._prepare(
-            self.question, self.tenant, self.search_filter, self.k, self.trace_id
+            turn.query, turn.tenant, self.search_filter, self.k, self.trace_id, turn.follows_up
         )
         if isinstance(prepared, Answer):
-            yield AnswerEvent("done", prepared.as_dict())
+            yield AnswerEvent("done", answerer._finish(turn, prepared).as_dict())
             return
         question, hits = prepared
         sources = _citations(hits, range(1, len(hits) + 1))
@@ -245,7 +289,7 @@ class AnswerStream:
                 if sentence:
                     closing = "" if sentence.endswith("]") else "] "
                     yield AnswerEvent("token", {"text": sentence + closing})
-        yield AnswerEvent("done", answer.as_dict())
+        yield AnswerEvent("done", answerer._finish(turn, answer).as_dict())
 
     def close(self) -> None:
         """Stop: closes the connection to the model, which stops its generation."""

@@ -128,6 +128,9 @@ class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     question: Text = Field(max_length=4000)
+    conversation_id: Text | None = Field(
+        default=None, description="Continue this conversation; omitted: start one."
+    )
     k: int | None = Field(default=None, ge=1, le=50, description="Passages to draw from.")
     filters: SearchFilters = Field(default_factory=SearchFilters)
 
@@ -156,3 +159,38 @@ class AskResponse(BaseModel):
     unsupported: bool = Field(description="A generated answer with no valid citation.")
     provider: str | None
     usage: dict[str, int] | None = Field(description="Tokens, as the provider counted them.")
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    trace_id: Text = Field(max_length=64)
+    rating: Literal[-1, 0, 1]
+    reason: Text | None = Field(default=None, max_length=200)
+    comment: Text | None = Field(default=None, max_length=4000)
+
+
+class FeedbackStored(BaseModel):
+    trace_id: str
+    rating: int
+    created: bool = Field(description="False when feedback on this trace was replaced.")
+
+
+class FeedbackOut(BaseModel):
+    trace_id: str
+    rating: int
+    reason: str | None
+    comment: str | None
+    created_at: str
+    updated_at: str
+    question: str
+    query: str
+    answer: str
+    mode: str
+    citations: list[CitationOut]
+    conversation_id: str | None
+    provider: str | None
+
+
+class FeedbackList(BaseModel):
+    feedback: list[FeedbackOut]

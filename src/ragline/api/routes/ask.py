@@ -7,13 +7,22 @@ import asyncio
 import json
 import threading
 from collections.abc import AsyncIterator
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from ragline.answer.service import AnswerEvent, AnswerStream
-from ragline.api.deps import ReaderDep, ServicesDep
-from ragline.api.schemas import AskRequest, AskResponse
+from ragline.api.deps import AdminDep, ReaderDep, ServicesDep
+from ragline.api.schemas import (
+    AskRequest,
+    AskResponse,
+    FeedbackList,
+    FeedbackOut,
+    FeedbackRequest,
+    FeedbackStored,
+)
 from ragline.errors import RaglineError
 from ragline.logs import get_logger
 
@@ -26,6 +35,7 @@ def ask(body: AskRequest, principal: ReaderDep, services: ServicesDep) -> AskRes
     answer = services.answerer.ask(
         body.question,
         tenant=principal.tenant,
+        conversation_id=body.conversation_id,
         search_filter=body.filters.to_filter(),
         k=body.k,
     )
@@ -45,9 +55,11 @@ async def ask_stream(
     ``done`` (the final answer, as from /v1/ask) or ``error``; a comment line keeps
     the connection alive while nothing else is sent. A client that disconnects stops
     the generation."""
-    stream = services.answerer.stream(
+    stream = await run_in_threadpool(
+        services.answerer.stream,
         body.question,
         tenant=principal.tenant,
+        conversation_id=body.conversation_id,
         search_filter=body.filters.to_filter(),
         k=body.k,
     )
@@ -95,3 +107,36 @@ async def _events(stream: AnswerStream, *, keepalive: float) -> AsyncIterator[st
             yield f"event: {event.kind}\ndata: {json.dumps(event.data, ensure_ascii=False)}\n\n"
     finally:
         stream.close()
+
+
+@router.post(
+    "/feedback",
+    response_model=FeedbackStored,
+    responses={201: {"model": FeedbackStored}},
+)
+def feedback(
+    body: FeedbackRequest, principal: ReaderDep, services: ServicesDep, response: Response
+) -> FeedbackStored:
+    """👍 (1), 👎 (-1) or neutral (0) on an answer, by its trace id; posting again for
+    the same trace replaces the earlier feedback (201 the first time, then 200)."""
+    created = services.answerer.memory.feedback(
+        principal.tenant,
+        body.trace_id,
+        rating=body.rating,
+        reason=body.reason,
+        comment=body.comment,
+    )
+    response.status_code = 201 if created else 200
+    return FeedbackStored(trace_id=body.trace_id, rating=body.rating, created=created)
+
+
+@router.get("/feedback", response_model=FeedbackList)
+def list_feedback(
+    principal: AdminDep,
+    services: ServicesDep,
+    rating: Annotated[int | None, Query(ge=-1, le=1, description="-1, 0 or 1")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> FeedbackList:
+    """Feedback with the question, answer and citations it is about, newest first."""
+    rows = services.answerer.memory.list_feedback(principal.tenant, rating=rating, limit=limit)
+    return FeedbackList(feedback=[FeedbackOut(**row) for row in rows])
