@@ -63,7 +63,7 @@ def clean_db(engine: Engine) -> Engine:
         conn.execute(
             sa.text(
                 "TRUNCATE documents, chunks, postings, bm25_stats, sync_runs, uploads, jobs, "
-                "rate_buckets, conversations, answers, feedback RESTART IDENTITY"
+                "rate_buckets, conversations, answers, feedback, answer_cache RESTART IDENTITY"
             )
         )
     return engine

@@ -187,6 +187,12 @@ class Settings(BaseSettings):
         description="Below this cosine similarity between the question and its closest "
         "passage, the answer is 'not found in the knowledge base' instead of a guess.",
     )
+    answer_cache_ttl: float = Field(
+        default=3600.0,
+        ge=0,
+        description="Seconds a generated answer is reused for the same question over the "
+        "same passages (0: never).",
+    )
     conversation_turns: int = Field(
         default=5, ge=1, le=50, description="Recent turns used to understand a follow-up."
     )

@@ -169,6 +169,8 @@ class Answer:
     unsupported: bool = False
     provider: str | None = None
     usage: dict[str, int] | None = None
+    # Reused from the answer cache rather than generated for this request.
+    cached: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -181,6 +183,7 @@ class Answer:
             "unsupported": self.unsupported,
             "provider": self.provider,
             "usage": self.usage,
+            "cached": self.cached,
         }
 
 

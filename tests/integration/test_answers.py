@@ -401,3 +401,40 @@ def test_feedback_is_stored_once_per_trace_and_listed_for_admins(
         ]
         assert admin.get("/v1/feedback", params={"rating": 1}).json()["feedback"] == []
         assert stranger.get("/v1/feedback").json()["feedback"] == []
+
+
+def test_generated_answers_are_reused_until_their_passages_change(
+    indexed: Pipeline, settings: Settings, embedder: Embedder, corpus: Path
+) -> None:
+    searcher = Searcher(indexed.engine, settings, embedder)
+    with openai_server(Behaviour(reply=lambda _: "Use a two-point calibration [1].")) as (
+        url,
+        server,
+    ):
+        answerer = Answerer(searcher, settings, llm_for(url))
+        first = answerer.ask(QUESTION, tenant=settings.tenant)
+        again = answerer.ask(f"  {QUESTION.upper()} ", tenant=settings.tenant)
+        assert (first.cached, again.cached) == (False, True)
+        assert again.answer == first.answer
+        assert again.trace_id != first.trace_id
+        assert [c.chunk_id for c in again.citations] == [c.chunk_id for c in first.citations]
+        assert server.requests == 1
+
+        # Another entity in the question is another question.
+        answerer.ask("what changed in firmware 4.2", tenant=settings.tenant)
+        answerer.ask("what changed in firmware 4.3", tenant=settings.tenant)
+        assert server.requests == 3
+
+        # Re-indexing the document behind the answer retires it.
+        guide = corpus / "guides" / "calibration.md"
+        guide.write_text(guide.read_text() + "\n\nKeep the calibration log with the station.\n")
+        indexed.sync(FileSource(corpus), collection="samples")
+        after_edit = answerer.ask(QUESTION, tenant=settings.tenant)
+        assert not after_edit.cached
+        assert server.requests == 4
+
+        uncached = Answerer(
+            searcher, settings.model_copy(update={"answer_cache_ttl": 0}), llm_for(url)
+        )
+        assert not uncached.ask(QUESTION, tenant=settings.tenant).cached
+        assert server.requests == 5

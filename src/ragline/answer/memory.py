@@ -153,6 +153,40 @@ class Memory:
             ).scalar_one()
         return created
 
+    def cached(self, tenant: str, key: str, ttl: float) -> dict[str, Any] | None:
+        """A cached answer younger than ``ttl`` seconds, if any."""
+        with tenant_scope(self.engine, tenant) as conn:
+            found: dict[str, Any] | None = conn.execute(
+                sa.text(
+                    "SELECT answer FROM answer_cache WHERE key = :key "
+                    "AND created_at > now() - make_interval(secs => :ttl)"
+                ),
+                {"key": key, "ttl": ttl},
+            ).scalar()
+        return found
+
+    def cache(self, tenant: str, key: str, answer: dict[str, Any], ttl: float) -> None:
+        """Keep ``answer`` under ``key``; the tenant's expired entries go at the same time."""
+        with tenant_scope(self.engine, tenant) as conn:
+            conn.execute(
+                sa.text(
+                    "DELETE FROM answer_cache "
+                    "WHERE created_at <= now() - make_interval(secs => :ttl)"
+                ),
+                {"ttl": ttl},
+            )
+            conn.execute(
+                sa.text(
+                    """
+                    INSERT INTO answer_cache (tenant, key, answer)
+                    VALUES (:tenant, :key, CAST(:answer AS jsonb))
+                    ON CONFLICT (tenant, key) DO UPDATE
+                    SET answer = EXCLUDED.answer, created_at = now()
+                    """
+                ),
+                {"tenant": tenant, "key": key, "answer": json.dumps(answer)},
+            )
+
     def list_feedback(
         self, tenant: str, *, rating: int | None = None, limit: int = 50
     ) -> list[dict[str, Any]]:

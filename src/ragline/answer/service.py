@@ -17,6 +17,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -27,7 +29,13 @@ from ragline.answer.llm import LLM, Completion, Stream
 from ragline.answer.llm.failover import FailoverLLM
 from ragline.answer.llm.openai import OpenAICompatible
 from ragline.answer.memory import Memory
-from ragline.answer.prompt import REFUSAL, build_messages, check_citations, is_refusal
+from ragline.answer.prompt import (
+    PROMPT_VERSION,
+    REFUSAL,
+    build_messages,
+    check_citations,
+    is_refusal,
+)
 from ragline.answer.rewrite import rewrite
 from ragline.config import Settings
 from ragline.domain import Answer, AnswerMode, Citation, Filter, Hit
@@ -84,16 +92,68 @@ class Answerer:
             return self._finish(turn, prepared)
         query, hits = prepared
         if self.llm is not None:
+            key = self._cache_key(query, search_filter, hits)
+            cached = self._cached(turn.tenant, key, trace_id)
+            if cached is not None:
+                return self._finish(turn, cached)
             try:
                 completion = self.llm.complete(
                     build_messages(query, hits),
                     max_tokens=self.settings.llm_max_tokens,
                     temperature=self.settings.llm_temperature,
                 )
-                return self._finish(turn, self._generated(completion, hits, trace_id))
+                answer = self._generated(completion, hits, trace_id)
+                self._remember(turn.tenant, key, answer)
+                return self._finish(turn, answer)
             except LLMUnavailable as e:
                 log.warning("answer_falls_back_to_extractive", trace_id=trace_id, error=str(e))
         return self._finish(turn, self._extract(query, hits, trace_id))
+
+    def _cache_key(self, query: str, search_filter: Filter | None, hits: Sequence[Hit]) -> str:
+        """Exact-match key: the question as asked of the model, its filters, the prompt,
+        the models, and the passages retrieved (ids and text). Re-indexing a document
+        gives its chunks new ids, so an answer never outlives a change to the passages
+        it was made from;
+        a question that differs in any word (Q3 or Q4) is another key."""
+        assert self.llm is not None
+        material = [
+            " ".join(query.lower().split()),
+            repr(search_filter or Filter()),
+            PROMPT_VERSION,
+            self.llm.name,
+            self.settings.llm_temperature,
+            self.settings.llm_max_tokens,
+            [(hit.chunk_id, hashlib.sha256(hit.text.encode()).hexdigest()) for hit in hits],
+        ]
+        return hashlib.sha256(json.dumps(material, default=str).encode()).hexdigest()
+
+    def _cached(self, tenant: str, key: str, trace_id: str) -> Answer | None:
+        if not self.settings.answer_cache_ttl:
+            return None
+        found = self.memory.cached(tenant, key, self.settings.answer_cache_ttl)
+        if found is None:
+            return None
+        log.info("answer_cache_hit", trace_id=trace_id)
+        return Answer(
+            found["answer"],
+            AnswerMode(found["mode"]),
+            [Citation(**c) for c in found["citations"]],
+            trace_id,
+            removed_citations=found["removed_citations"],
+            unsupported=found["unsupported"],
+            provider=found["provider"],
+            cached=True,
+        )
+
+    def _remember(self, tenant: str, key: str, answer: Answer) -> None:
+        """Cache a generated answer that cites its sources (refusals and uncited
+        answers are cheap to redo, or should be)."""
+        if (
+            self.settings.answer_cache_ttl
+            and answer.mode is AnswerMode.GENERATIVE
+            and not answer.unsupported
+        ):
+            self.memory.cache(tenant, key, answer.as_dict(), self.settings.answer_cache_ttl)
 
     def _begin(self, question: str, tenant: str, conversation_id: str | None) -> _Turn:
         """The conversation and its recent turns, and the question made standalone."""
@@ -264,6 +324,12 @@ class AnswerStream:
         sources = _citations(hits, range(1, len(hits) + 1))
         yield AnswerEvent("citations", [c.as_dict() for c in sources])
         answer: Answer | None = None
+        key = answerer._cache_key(question, self.search_filter, hits) if answerer.llm else ""
+        cached = answerer._cached(turn.tenant, key, self.trace_id) if key else None
+        if cached is not None:
+            yield AnswerEvent("token", {"text": cached.answer})
+            yield AnswerEvent("done", answerer._finish(turn, cached).as_dict())
+            return
         if answerer.llm is not None:
             yield AnswerEvent("status", {"stage": "generating"})
             started = False
@@ -279,6 +345,7 @@ class AnswerStream:
                 completion = self._llm_stream.completion
                 assert completion is not None
                 answer = answerer._generated(completion, hits, self.trace_id)
+                answerer._remember(turn.tenant, key, answer)
             except LLMUnavailable as e:
                 if started or self._closed:
                     raise

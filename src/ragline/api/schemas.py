@@ -159,6 +159,7 @@ class AskResponse(BaseModel):
     unsupported: bool = Field(description="A generated answer with no valid citation.")
     provider: str | None
     usage: dict[str, int] | None = Field(description="Tokens, as the provider counted them.")
+    cached: bool = Field(description="Reused from an identical earlier question.")
 
 
 class FeedbackRequest(BaseModel):

@@ -1,4 +1,4 @@
-"""Answers as traces, conversations, and feedback on answers.
+"""Answers as traces, conversations, feedback on answers, and the answer cache.
 
 Revision ID: 0005
 Revises: 0004
@@ -15,7 +15,7 @@ branch_labels = None
 depends_on = None
 
 APP_ROLE = "ragline_app"
-TABLES = ("conversations", "answers", "feedback")
+TABLES = ("conversations", "answers", "feedback", "answer_cache")
 
 
 def upgrade() -> None:
@@ -66,6 +66,20 @@ def upgrade() -> None:
         """
     )
     op.execute("CREATE INDEX feedback_rating_idx ON feedback (tenant, rating, created_at DESC)")
+    # Generated answers by a hash of everything that made them: the question, the
+    # filters, the prompt, the models and the ids of the passages retrieved (which
+    # change whenever a document behind them is re-indexed).
+    op.execute(
+        """
+        CREATE TABLE answer_cache (
+            tenant     text NOT NULL,
+            key        text NOT NULL,
+            answer     jsonb NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (tenant, key)
+        )
+        """
+    )
     for table in TABLES:
         op.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {APP_ROLE}")
         op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
