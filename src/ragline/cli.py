@@ -231,40 +231,54 @@ def ask(
     settings = _settings()
     with _errors():
         search_filter = parse_filters(filters or [])
-        with err.status("Searching…"):
-            answer = Answerer.from_settings(settings).ask(
-                question,
-                tenant=settings.tenant,
-                conversation_id=conversation,
-                search_filter=search_filter,
-                k=k,
-            )
+        answerer = Answerer.from_settings(settings)
+        stream = answerer.stream(
+            question,
+            tenant=settings.tenant,
+            conversation_id=conversation,
+            search_filter=search_filter,
+            k=k,
+        )
+        done: dict[str, Any] = {}
+        streamed = False
+        with stream, err.status("Searching…") as status:
+            for event in stream:
+                if event.kind == "token" and not as_json:
+                    if not streamed:
+                        status.stop()
+                        label = "Answer" if answerer.llm else "Extractive answer"
+                        out.print(f"[bold]{label}[/]")
+                        streamed = True
+                    out.print(event.data["text"], end="", markup=False, highlight=False)
+                elif event.kind == "status" and event.data["stage"] == "generating":
+                    status.update("Writing…")
+                elif event.kind == "done":
+                    done = event.data
     if as_json:
-        _print_json(answer.as_dict())
+        _print_json(done)
         return
-    labels = {
-        "generative": f"Answer ({answer.provider})",
-        "extractive": "Extractive answer: sentences quoted from the sources",
-        "refused": "Not found",
-        "clarify": "More words, please",
-    }
-    out.print(f"[bold]{labels[answer.mode.value]}[/]", highlight=False)
-    out.print(answer.answer, highlight=False, markup=False)
-    if answer.citations:
+    answer = done
+    if streamed:
         out.print()
-    for citation in answer.citations:
-        where = " › ".join(part for part in (citation.title, citation.section) if part)
+    else:
+        labels = {"refused": "Not found", "clarify": "More words, please"}
+        out.print(f"[bold]{labels.get(answer['mode'], 'Answer')}[/]")
+        out.print(answer["answer"], highlight=False, markup=False)
+    if answer["citations"]:
+        out.print()
+    for citation in answer["citations"]:
+        where = " › ".join(part for part in (citation["title"], citation["section"]) if part)
         out.print(
-            f"  [bold]\\[{citation.n}][/] {escape(citation.doc_id)} — {escape(where)}",
+            f"  [bold]\\[{citation['n']}][/] {escape(citation['doc_id'])} — {escape(where)}",
             highlight=False,
         )
-    if answer.removed_citations:
-        out.print(f"[yellow]{answer.removed_citations} citation(s) to no source removed[/]")
-    if answer.unsupported:
+    if answer["removed_citations"]:
+        out.print(f"[yellow]{answer['removed_citations']} citation(s) to no source removed[/]")
+    if answer["unsupported"]:
         out.print("[yellow]This answer cites no source: treat it with care.[/]")
     err.print(
-        f"[dim]conversation {answer.conversation_id} (continue with --conversation); "
-        f"trace {answer.trace_id}[/]",
+        f"[dim]{answer['mode']} answer; conversation {answer['conversation_id']} "
+        f"(continue with --conversation); trace {answer['trace_id']}[/]",
         highlight=False,
     )
 

@@ -22,6 +22,7 @@ import json
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any, Literal
 
 from ragline.answer.extractive import extract
@@ -363,6 +364,17 @@ class AnswerStream:
         self._closed = True
         if self._llm_stream is not None:
             self._llm_stream.close()
+
+    def __enter__(self) -> AnswerStream:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 def _citations(hits: Sequence[Hit], cited: Iterable[int]) -> list[Citation]:
