@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from ragline.answer.llm.failover import FailoverLLM
 from ragline.answer.llm.openai import OpenAICompatible
 from ragline.answer.prompt import REFUSAL, SYSTEM
-from ragline.answer.rewrite import REWRITE_SYSTEM
+from ragline.answer.rewrite import REWRITE_SYSTEM, SUMMARY_SYSTEM
 from ragline.answer.service import Answerer
 from ragline.config import ProviderConfig, Settings
 from ragline.domain import AnswerMode, Filter
@@ -438,3 +438,46 @@ def test_generated_answers_are_reused_until_their_passages_change(
         )
         assert not uncached.ask(QUESTION, tenant=settings.tenant).cached
         assert server.requests == 5
+
+
+def test_long_conversations_are_summarised(searcher: Searcher, settings: Settings) -> None:
+    short_memory = settings.model_copy(update={"conversation_turns": 2})
+    summary = "The user asks how to store sensors over winter."
+
+    def reply(messages: list[dict[str, str]]) -> str:
+        if messages[0]["content"] == SUMMARY_SYSTEM:
+            return summary
+        if messages[0]["content"] == REWRITE_SYSTEM:
+            return "at what temperature should sensors be stored over winter"
+        return "Keep them above freezing [1]."
+
+    questions = [
+        "how should sensors be stored over winter",
+        "how should the logger battery be kept in winter",
+        "what should be done with the modem in winter",
+        "what temperature should they be kept at?",
+    ]
+    with openai_server(Behaviour(reply=reply)) as (url, server):
+        answerer = Answerer(searcher, short_memory, llm_for(url))
+        conversation = None
+        for question in questions:
+            conversation = answerer.ask(
+                question, tenant=settings.tenant, conversation_id=conversation
+            ).conversation_id
+        assert conversation is not None
+        assert answerer.memory.summary(settings.tenant, uuid.UUID(conversation)) == (summary, 2)
+        rewrites = [b for b in server.bodies if b["messages"][0]["content"] == REWRITE_SYSTEM]
+        assert {"role": "system", "content": f"Earlier in the conversation: {summary}"} in (
+            rewrites[-1]["messages"]
+        )
+
+    plain = Answerer(searcher, short_memory)
+    conversation = None
+    for question in questions[:3]:
+        conversation = plain.ask(
+            question, tenant=settings.tenant, conversation_id=conversation
+        ).conversation_id
+    assert conversation is not None
+    text, covered = plain.memory.summary(settings.tenant, uuid.UUID(conversation))
+    assert covered == 1
+    assert "how should sensors be stored over winter" in text

@@ -187,6 +187,47 @@ class Memory:
                 {"tenant": tenant, "key": key, "answer": json.dumps(answer)},
             )
 
+    def summary(self, tenant: str, conversation_id: uuid.UUID) -> tuple[str, int]:
+        """The conversation's summary and the number of (oldest) turns it covers."""
+        with tenant_scope(self.engine, tenant) as conn:
+            row = conn.execute(
+                sa.text("SELECT summary, summarised FROM conversations WHERE id = :id"),
+                {"id": conversation_id},
+            ).one()
+        return row.summary, row.summarised
+
+    def unsummarised(
+        self, tenant: str, conversation_id: uuid.UUID, *, keep: int
+    ) -> tuple[str, int, list[Turn]]:
+        """(summary, turns it covers, the turns after those that are older than the
+        last ``keep``): what a new summary must fold in."""
+        summary, covered = self.summary(tenant, conversation_id)
+        with tenant_scope(self.engine, tenant) as conn:
+            total = conn.execute(
+                sa.text("SELECT count(*) FROM answers WHERE conversation_id = :id"),
+                {"id": conversation_id},
+            ).scalar_one()
+            rows = conn.execute(
+                sa.text(
+                    "SELECT question, query, answer, trace_id FROM answers "
+                    "WHERE conversation_id = :id ORDER BY created_at OFFSET :skip LIMIT :n"
+                ),
+                {"id": conversation_id, "skip": covered, "n": max(0, total - keep - covered)},
+            ).all()
+        return summary, covered, [Turn(r.question, r.query, r.answer, r.trace_id) for r in rows]
+
+    def set_summary(
+        self, tenant: str, conversation_id: uuid.UUID, summary: str, covered: int
+    ) -> None:
+        with tenant_scope(self.engine, tenant) as conn:
+            conn.execute(
+                sa.text(
+                    "UPDATE conversations SET summary = :summary, summarised = :covered "
+                    "WHERE id = :id"
+                ),
+                {"id": conversation_id, "summary": summary, "covered": covered},
+            )
+
     def list_feedback(
         self, tenant: str, *, rating: int | None = None, limit: int = 50
     ) -> list[dict[str, Any]]:

@@ -42,11 +42,13 @@ def is_follow_up(question: str) -> bool:
     return bool(_LEANS_BACK.search(question)) or len(question.split()) <= _SHORT
 
 
-def rewrite(question: str, history: Sequence[Turn], llm: LLM | None) -> str:
+def rewrite(question: str, history: Sequence[Turn], llm: LLM | None, summary: str = "") -> str:
     if not history or not question or not is_follow_up(question):
         return question
     if llm is not None:
         messages = [Message("system", REWRITE_SYSTEM)]
+        if summary:
+            messages.append(Message("system", f"Earlier in the conversation: {summary}"))
         for turn in history:
             messages.append(Message("user", turn.question))
             messages.append(Message("assistant", turn.answer[:600]))
@@ -61,3 +63,32 @@ def rewrite(question: str, history: Sequence[Turn], llm: LLM | None) -> str:
             if query and len(query) <= _MAX_QUERY_CHARS:
                 return query
     return f"{history[-1].query} {question}"
+
+
+SUMMARY_SYSTEM = """You keep a short running summary of a conversation between a user \
+and a knowledge-base assistant: the subjects, products, versions, names and numbers \
+the user asked about, so that later questions can be understood. Reply with the \
+updated summary alone, at most five sentences."""
+
+_MAX_SUMMARY_CHARS = 1500
+
+
+def summarise(summary: str, turns: Sequence[Turn], llm: LLM | None) -> str:
+    """Fold ``turns`` into ``summary``: by the model when there is one, else by keeping
+    the standalone queries asked (the subjects), newest last, within a bound."""
+    if llm is not None:
+        listing = "\n".join(f"User: {t.question}\nAssistant: {t.answer[:400]}" for t in turns)
+        messages = [
+            Message("system", SUMMARY_SYSTEM),
+            Message("user", f"Summary so far:\n{summary or '(none)'}\n\nNew turns:\n{listing}"),
+        ]
+        try:
+            text = " ".join(llm.complete(messages, max_tokens=200, temperature=0).text.split())
+        except LLMError as e:
+            log.warning("summary_failed", error=str(e))
+        else:
+            if text:
+                return text[:_MAX_SUMMARY_CHARS]
+    asked = "; ".join(t.query for t in turns)
+    combined = f"{summary}; {asked}" if summary else f"Asked about: {asked}"
+    return combined[-_MAX_SUMMARY_CHARS:]

@@ -37,7 +37,7 @@ from ragline.answer.prompt import (
     check_citations,
     is_refusal,
 )
-from ragline.answer.rewrite import rewrite
+from ragline.answer.rewrite import rewrite, summarise
 from ragline.config import Settings
 from ragline.domain import Answer, AnswerMode, Citation, Filter, Hit
 from ragline.errors import LLMUnavailable
@@ -165,7 +165,8 @@ class Answerer:
             if conversation_id is not None
             else []
         )
-        query = rewrite(question, history, self.llm)
+        summary = self.memory.summary(tenant, conversation)[0] if history else ""
+        query = rewrite(question, history, self.llm, summary)
         if query != question:
             log.info("question_rewritten", question=question, query=query)
         return _Turn(tenant, conversation, question, query, bool(history))
@@ -173,7 +174,18 @@ class Answerer:
     def _finish(self, turn: _Turn, answer: Answer) -> Answer:
         answer.conversation_id = str(turn.conversation)
         self.memory.record(turn.tenant, turn.conversation, turn.question, turn.query, answer)
+        self._summarise(turn)
         return answer
+
+    def _summarise(self, turn: _Turn) -> None:
+        """Fold the turns that leave the recent window into the conversation's summary,
+        so that a long conversation keeps its subject without sending every turn."""
+        summary, covered, leaving = self.memory.unsummarised(
+            turn.tenant, turn.conversation, keep=self.settings.conversation_turns
+        )
+        if leaving:
+            updated = summarise(summary, leaving, self.llm)
+            self.memory.set_summary(turn.tenant, turn.conversation, updated, covered + len(leaving))
 
     def stream(
         self,

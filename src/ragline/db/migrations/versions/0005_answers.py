@@ -24,6 +24,9 @@ def upgrade() -> None:
         CREATE TABLE conversations (
             id         uuid PRIMARY KEY,
             tenant     text NOT NULL,
+            -- What the turns before the recent ones were about, and how many it covers.
+            summary    text NOT NULL DEFAULT '',
+            summarised integer NOT NULL DEFAULT 0,
             created_at timestamptz NOT NULL DEFAULT now(),
             updated_at timestamptz NOT NULL DEFAULT now()
         )
