@@ -217,6 +217,20 @@ def test_ask_over_the_api_and_the_cli(
         assert len(body["trace_id"]) == 32
         mars = client.post("/v1/ask", json={"question": "What is the capital of Mars?"})
         assert mars.json()["mode"] == "refused"
+        with httpx.stream(
+            "POST",
+            f"{url}/v1/ask/stream",
+            json={"question": QUESTION},
+            headers=client.headers,
+            timeout=30,
+        ) as response:
+            events = [event for event in sse_events(response) if event[0] != "comment"]
+    kinds = [kind for kind, _ in events]
+    assert kinds[:2] == ["status", "citations"]
+    assert kinds[-1] == "done"
+    assert "generating" not in str(events)
+    streamed = "".join(data["text"] for kind, data in events if kind == "token")
+    assert streamed == events[-1][1]["answer"] == body["answer"]
 
 
 def sse_events(response: httpx.Response) -> Iterator[tuple[str, Any]]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -114,8 +115,7 @@ class Answerer:
         """Exact-match key: the question as asked of the model, its filters, the prompt,
         the models, and the passages retrieved (ids and text). Re-indexing a document
         gives its chunks new ids, so an answer never outlives a change to the passages
-        it was made from;
-        a question that differs in any word (Q3 or Q4) is another key."""
+        it was made from; a question that differs in any word (Q3, Q4) is another key."""
         assert self.llm is not None
         material = [
             " ".join(query.lower().split()),
@@ -365,10 +365,10 @@ class AnswerStream:
                 log.warning("answer_falls_back_to_extractive", trace_id=self.trace_id, error=str(e))
         if answer is None:
             answer = answerer._extract(question, hits, self.trace_id)
-            for sentence in answer.answer.split("] "):
-                if sentence:
-                    closing = "" if sentence.endswith("]") else "] "
-                    yield AnswerEvent("token", {"text": sentence + closing})
+            # Quoted sentences arrive one by one, each with its citation marker.
+            pieces = re.split(r"(?<=\]) ", answer.answer)
+            for n, piece in enumerate(pieces, start=1):
+                yield AnswerEvent("token", {"text": piece if n == len(pieces) else piece + " "})
         yield AnswerEvent("done", answerer._finish(turn, answer).as_dict())
 
     def close(self) -> None:
