@@ -161,9 +161,11 @@ def main() -> None:
         env = {
             **os.environ,
             "RAGLINE_HOME": str(home),
-            # The load test measures search, not the rate limiter's refusals.
+            # The load test measures search, not the rate limiter's refusals, and every
+            # query's embedding (its short list of queries would all be cached).
             "RAGLINE_RATE_LIMIT_PER_MINUTE": "100000000",
             "RAGLINE_RATE_LIMIT_BURST": "100000",
+            "RAGLINE_QUERY_CACHE_SIZE": "0",
         }
         env.pop("RAGLINE_DATABASE_URL", None)
         tenant = args.tenant if args.home else "bench"

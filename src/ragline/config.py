@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     )
     dense_weight: float = Field(default=1.0, ge=0)
     lexical_weight: float = Field(default=1.0, ge=0)
+    query_cache_size: int = Field(
+        default=4096, ge=0, description="Query embeddings kept per process (0: none)."
+    )
     candidate_depth: int = Field(
         default=100, ge=1, description="Candidates taken from each list before fusion."
     )

@@ -1,5 +1,5 @@
 """Concurrent embedding calls merged into shared model calls give each caller the rows
-it would have got alone."""
+it would have got alone; repeated queries are embedded once."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ from threading import Event
 
 import numpy as np
 import pytest
+from sqlalchemy.engine import Engine
 
+from ragline.config import Settings
 from ragline.errors import EmbeddingError
 from ragline.ingest.embedders import Embedder
 from ragline.ingest.embedders.base import TokenCounter, Vectors
 from ragline.ingest.embedders.batching import BatchingEmbedder, LazyEmbedder
+from ragline.search.hybrid import Searcher
 
 
 class _Counting:
@@ -73,3 +76,23 @@ def test_lazy_embedder_builds_once(embedder: Embedder) -> None:
         gate.set()
         assert {f.result() for f in futures} == {embedder.dimension}
     assert built == [1]
+
+
+def test_query_embeddings_are_cached_least_recently_used_first(
+    embedder: Embedder, engine: Engine, settings: Settings
+) -> None:
+    counting = _Counting(embedder)
+    searcher = Searcher(engine, settings.model_copy(update={"query_cache_size": 2}), counting)
+    for query in ("oxygen probe", "oxygen probe", "tide gauge", "oxygen probe", "wiper"):
+        searcher.search(query, mode="dense", tenant="nobody")
+    assert counting.calls == [1, 1, 1]  # "oxygen probe", "tide gauge", "wiper"
+    searcher.search("tide gauge", mode="dense", tenant="nobody")
+    assert counting.calls == [1, 1, 1, 1], "the least recently used query was dropped"
+    vectors = searcher.embed_queries(["wiper", "new one", "wiper"])
+    np.testing.assert_allclose(vectors[0], vectors[2])
+    assert counting.calls[-1] == 1, "a repeated query in one batch is embedded once"
+
+    uncached = Searcher(engine, settings.model_copy(update={"query_cache_size": 0}), counting)
+    uncached.search("oxygen probe", mode="dense", tenant="nobody")
+    uncached.search("oxygen probe", mode="dense", tenant="nobody")
+    assert counting.calls[-2:] == [1, 1]

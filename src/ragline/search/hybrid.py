@@ -20,9 +20,12 @@ A ``Reranker``, when configured, reorders the top ``rerank_depth`` hits.
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -155,6 +158,10 @@ class Searcher:
         self.reranker = reranker
         self._embedder = embedder
         self._model_checked = False
+        # Recent query vectors (least recently used dropped first): a question asked
+        # again, or searched again for its answer, is not embedded twice.
+        self._query_cache: OrderedDict[str, Any] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Searcher:
@@ -262,7 +269,22 @@ class Searcher:
             with self.engine.connect() as conn:
                 check_embedding_model(conn, embedder.name, embedder.dimension)
             self._model_checked = True
-        return embedder.embed(list(queries))
+        size = self.settings.query_cache_size
+        if not size:
+            return embedder.embed(list(queries))
+        with self._cache_lock:
+            known = {q: self._query_cache[q] for q in queries if q in self._query_cache}
+            for query in known:
+                self._query_cache.move_to_end(query)
+        missing = [q for q in dict.fromkeys(queries) if q not in known]
+        if missing:
+            fresh = dict(zip(missing, embedder.embed(missing), strict=True))
+            known.update(fresh)
+            with self._cache_lock:
+                self._query_cache.update(fresh)
+                while len(self._query_cache) > size:
+                    self._query_cache.popitem(last=False)
+        return np.stack([known[q] for q in queries])
 
 
 def _hit(row: Any) -> Hit:
