@@ -202,6 +202,13 @@ class Settings(BaseSettings):
     sse_keepalive_seconds: float = Field(
         default=15.0, gt=0, description="Idle seconds before a stream sends a keep-alive."
     )
+    citation_min_similarity: float = Field(
+        default=0.25,
+        ge=-1,
+        le=1,
+        description="A generated sentence keeps its citation of a passage only when their "
+        "cosine similarity reaches this.",
+    )
     extractive_sentences: int = Field(
         default=3, ge=1, le=10, description="Sentences an extractive answer quotes."
     )

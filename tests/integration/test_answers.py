@@ -495,3 +495,28 @@ def test_long_conversations_are_summarised(searcher: Searcher, settings: Setting
     text, covered = plain.memory.summary(settings.tenant, uuid.UUID(conversation))
     assert covered == 1
     assert "how should sensors be stored over winter" in text
+
+
+def test_a_citation_the_passage_does_not_support_is_removed(
+    searcher: Searcher, settings: Settings
+) -> None:
+    """A weak model citing a passage for a claim it does not make must not make
+    ragline cite it."""
+
+    def reply(_: list[dict[str, str]]) -> str:
+        return "The capital of Mars is Olympus Mons [1]. Calibrate it in air-saturated water [1]."
+
+    settings = settings.model_copy(update={"answer_cache_ttl": 0})
+    with openai_server(Behaviour(reply=reply)) as (url, _):
+        answer = Answerer(searcher, settings, llm_for(url)).ask(QUESTION, tenant=settings.tenant)
+    assert answer.answer == (
+        "The capital of Mars is Olympus Mons. Calibrate it in air-saturated water [1]."
+    )
+    assert answer.removed_citations == 1
+    assert [c.n for c in answer.citations] == [1]
+
+    with openai_server(Behaviour(reply=lambda _: "Bitcoin is up today [1][2].")) as (url, _):
+        unfounded = Answerer(searcher, settings, llm_for(url)).ask(QUESTION, tenant=settings.tenant)
+    assert unfounded.unsupported
+    assert unfounded.citations == []
+    assert unfounded.removed_citations == 2

@@ -11,7 +11,7 @@ block or pose as an instruction, and the model is told to treat them as quotatio
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from html import escape
 
 from ragline.answer.llm.base import Message
@@ -50,8 +50,29 @@ def build_messages(question: str, hits: Sequence[Hit]) -> list[Message]:
     return [Message("system", SYSTEM), Message("user", user)]
 
 
-def check_citations(text: str, sources: int) -> tuple[str, list[int], int]:
-    """Remove ``[n]`` markers that point at no source. Returns the cleaned text, the
+def claims(text: str, sources: int) -> list[tuple[int, str]]:
+    """(source number, claim) for each marker that points at a source: the claim is
+    the sentence the marker closes, without markers (a marker placed after the full
+    stop cites the sentence before it)."""
+    found = []
+    for match in _MARKER.finditer(text):
+        n = int(match.group(1))
+        if 1 <= n <= sources:
+            found.append((n, _claim_before(text, match.start())))
+    return found
+
+
+def _claim_before(text: str, position: int) -> str:
+    before = _MARKER.sub("", text[:position]).rstrip().rstrip(".!?")
+    sentences = re.split(r"(?<=[.!?])\s+|\n+", before)
+    return sentences[-1].strip() if sentences else ""
+
+
+def check_citations(
+    text: str, sources: int, supported: Callable[[int, str], bool] | None = None
+) -> tuple[str, list[int], int]:
+    """Remove ``[n]`` markers that point at no source, or (with ``supported``) whose
+    source does not support the claim they close. Returns the cleaned text, the
     source numbers cited (in order of first use) and how many markers were removed."""
     cited: list[int] = []
     removed = 0
@@ -59,7 +80,10 @@ def check_citations(text: str, sources: int) -> tuple[str, list[int], int]:
     def keep(match: re.Match[str]) -> str:
         nonlocal removed
         n = int(match.group(1))
-        if 1 <= n <= sources:
+        valid = 1 <= n <= sources and (
+            supported is None or supported(n, _claim_before(text, match.start()))
+        )
+        if valid:
             if n not in cited:
                 cited.append(n)
             return match.group(0)

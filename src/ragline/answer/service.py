@@ -36,6 +36,7 @@ from ragline.answer.prompt import (
     REFUSAL,
     build_messages,
     check_citations,
+    claims,
     is_refusal,
 )
 from ragline.answer.rewrite import rewrite, summarise
@@ -247,7 +248,10 @@ class Answerer:
             if completion.usage
             else None
         )
-        text, cited, removed = check_citations(completion.text, len(hits))
+        supported = self._supported_claims(completion.text, hits)
+        text, cited, removed = check_citations(
+            completion.text, len(hits), lambda n, claim: (n, claim) in supported
+        )
         if is_refusal(text):
             return Answer(
                 REFUSAL, AnswerMode.REFUSED, [], trace_id, provider=completion.provider, usage=usage
@@ -270,6 +274,25 @@ class Answerer:
             provider=completion.provider,
             usage=usage,
         )
+
+    def _supported_claims(self, text: str, hits: Sequence[Hit]) -> set[tuple[int, str]]:
+        """The (source, claim) pairs of a generated answer where the claim is close
+        enough to its cited passage (``citation_min_similarity``): a weak model must
+        not make ragline cite a passage for something it does not say."""
+        pairs = set(claims(text, len(hits)))
+        if not pairs:
+            return set()
+        sentences = sorted({claim for _, claim in pairs if claim})
+        cited = sorted({n for n, _ in pairs})
+        vectors = self.searcher.embedder.embed(sentences + [hits[n - 1].text for n in cited])
+        claim_vector = dict(zip(sentences, vectors[: len(sentences)], strict=True))
+        passage_vector = dict(zip(cited, vectors[len(sentences) :], strict=True))
+        threshold = self.settings.citation_min_similarity
+        return {
+            (n, claim)
+            for n, claim in pairs
+            if claim and float(claim_vector[claim] @ passage_vector[n]) >= threshold
+        }
 
     def _extract(self, question: str, hits: Sequence[Hit], trace_id: str) -> Answer:
         text, cited = extract(
