@@ -34,11 +34,17 @@ def configure_logging(settings: Settings) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
     # Third-party libraries log through the standard library; keep them quiet unless asked.
     logging.basicConfig(level=max(level, logging.WARNING), stream=sys.stderr)
+
+
+def _stderr_logger(*_args: Any) -> structlog.PrintLogger:
+    """A logger writing to the current ``sys.stderr``, looked up for each logger rather
+    than once, so that a stream replaced (and closed) by a caller is never kept."""
+    return structlog.PrintLogger(file=sys.stderr)
 
 
 def get_logger(name: str) -> Any:

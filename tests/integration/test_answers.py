@@ -520,3 +520,39 @@ def test_a_citation_the_passage_does_not_support_is_removed(
     assert unfounded.unsupported
     assert unfounded.citations == []
     assert unfounded.removed_citations == 2
+
+
+def test_the_api_streams_from_the_second_provider_when_the_first_fails(
+    indexed: Pipeline, settings: Settings, engine: Engine
+) -> None:
+    with (
+        openai_server(Behaviour(fail_status=500)) as (broken_url, broken),
+        openai_server(Behaviour(reply=lambda _: "Calibrate in water [1].")) as (good_url, _),
+    ):
+        providers = [
+            ProviderConfig(name="primary", base_url=broken_url, model="m", timeout=5),
+            ProviderConfig(name="backup", base_url=good_url, model="m", timeout=5),
+        ]
+        configured = settings.model_copy(
+            update={
+                "llm_providers": providers,
+                "llm_max_retries": 0,
+                "llm_circuit_failures": 2,
+                "answer_cache_ttl": 0,
+            }
+        )
+        with serve_in_thread(configured) as url:
+            client = client_for(url, engine, settings.tenant, "reader")
+            for _ in range(4):
+                with httpx.stream(
+                    "POST",
+                    f"{url}/v1/ask/stream",
+                    json={"question": QUESTION},
+                    headers=client.headers,
+                    timeout=30,
+                ) as response:
+                    events = list(sse_events(response))
+                assert events[-1][0] == "done"
+                assert events[-1][1]["provider"] == "backup"
+                assert events[-1][1]["mode"] == "generative"
+        assert broken.requests == 2, "the primary's circuit opened after two failures"

@@ -64,6 +64,7 @@ def test_upgrade_from_0003_keeps_the_index_and_adds_row_level_security(
             )
         ).scalars()
         assert list(secured) == [
+            "answer_cache",
             "answers",
             "bm25_stats",
             "chunks",

@@ -22,7 +22,7 @@ from tests.integration.service import Client, client_for, serve_in_thread
 REDIS_URL = "redis://127.0.0.1:6379/14"
 TENANT_TABLES = (
     *("documents", "chunks", "postings", "bm25_stats", "sync_runs", "uploads", "jobs"),
-    *("conversations", "answers", "feedback"),
+    *("conversations", "answers", "feedback", "answer_cache"),
 )
 
 
