@@ -1,5 +1,5 @@
 # The two commands of the README, and what they need.
-#   make demo   index the sample corpus on the embedded default and search it
+#   make demo   index the sample corpus on the embedded default, search it, ask it
 #   make test   lint, type-check and run the whole test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -20,6 +20,7 @@ demo: $(STAMP)
 	$(BIN)/ragline ingest samples/corpus --collection samples
 	$(BIN)/ragline search "how do I set up the oxygen probe so its readings are accurate" --k 3
 	$(BIN)/ragline search "E-4471" --mode lexical --k 1
+	$(BIN)/ragline ask "how long is the warranty on the TW-800"
 	$(BIN)/ragline status
 
 lint: $(STAMP)

@@ -249,7 +249,8 @@ def ask(
                         label = "Answer" if answerer.llm else "Extractive answer"
                         out.print(f"[bold]{label}[/]")
                         streamed = True
-                    out.print(event.data["text"], end="", markup=False, highlight=False)
+                    out.file.write(event.data["text"])  # raw: the terminal wraps it
+                    out.file.flush()
                 elif event.kind == "status" and event.data["stage"] == "generating":
                     status.update("Writing…")
                 elif event.kind == "done":
