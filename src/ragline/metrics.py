@@ -2,9 +2,9 @@
 figures that live in the database (jobs by state, queue depth, chunks indexed) are
 read from it when Prometheus scrapes, so every API replica reports the same truth.
 
-    from ragline.metrics import DatabaseCollector, REGISTRY
-    REGISTRY.register(DatabaseCollector(engine))
-    prometheus_client.generate_latest(REGISTRY)
+    registry = CollectorRegistry()
+    registry.register(DatabaseCollector(engine))
+    generate_latest(REGISTRY) + generate_latest(registry)   # what /metrics serves
 """
 
 from __future__ import annotations

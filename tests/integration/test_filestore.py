@@ -12,12 +12,16 @@ from pathlib import Path
 import boto3
 import httpx
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ragline.auth import Principal
 from ragline.config import Settings
 from ragline.errors import IngestError, SourceUnavailable
+from ragline.jobs.tasks import JobExecutor
 from ragline.uploads.filestore import FileStore, LocalFileStore, get_filestore
 from ragline.uploads.s3 import S3FileStore
+from ragline.uploads.service import UploadService
 from tests.integration.service import client_for, free_port, serve_in_thread, wait_for
 
 BUCKET = "ragline-uploads"
@@ -138,3 +142,40 @@ def test_uploads_kept_in_s3_are_indexed(
         assert client.delete(f"/v1/documents/{document_id}").status_code == 204
         listed = s3.list_objects_v2(Bucket=bucket, Prefix=key).get("Contents", [])
         assert listed == []
+
+
+def test_an_unreachable_file_store_makes_the_job_retry(
+    settings: Settings, clean_db: Engine, aws_credentials: None
+) -> None:
+    """The store going away is not the document's fault: the job waits and retries
+    rather than failing the upload."""
+    service = UploadService(clean_db, get_filestore(settings), settings)
+    _, job = service.accept(
+        Principal(tenant="acme", role="writer", key_id=None),
+        io.BytesIO(b"# Tides\n\nSpring tides peak at dawn.\n"),
+        filename="tide.md",
+        content_type="text/markdown",
+        collection="uploads",
+    )
+    unreachable = settings.model_copy(
+        update={"filestore_url": "s3://gone", "s3_endpoint_url": f"http://127.0.0.1:{free_port()}"}
+    )
+    retry_in = JobExecutor(unreachable, clean_db).execute_id(job.id, worker="test")
+    assert retry_in == settings.job_retry_backoff
+    with clean_db.connect() as conn:
+        status, error = conn.execute(
+            sa.text("SELECT status, error FROM jobs WHERE id = :id"), {"id": job.id}
+        ).one()
+        failed = conn.execute(
+            sa.text("SELECT count(*) FROM documents WHERE status = 'failed'")
+        ).scalar_one()
+    assert status == "retrying"
+    assert "SourceUnavailable" in error
+    assert failed == 0
+    # Once the store is back, the next attempt indexes the document.
+    assert JobExecutor(settings, clean_db).execute_id(job.id, worker="test") is None
+    with clean_db.connect() as conn:
+        status, attempts = conn.execute(
+            sa.text("SELECT status, attempts FROM jobs WHERE id = :id"), {"id": job.id}
+        ).one()
+    assert (status, attempts) == ("succeeded", 2)

@@ -122,7 +122,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(
         title="ragline",
-        summary="Keep a knowledge base fresh in PostgreSQL + pgvector, and search it.",
+        summary="Keep a knowledge base fresh in PostgreSQL + pgvector, search it, and answer "
+        "questions from it with citations.",
         version="0.1.0",
         lifespan=lifespan,
     )

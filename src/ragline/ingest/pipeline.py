@@ -26,7 +26,7 @@ from ragline.config import Settings
 from ragline.db.engine import get_engine
 from ragline.db.migrate import check_embedding_model
 from ragline.domain import Chunk, ItemFailure, Outcome, SyncReport
-from ragline.errors import IngestError, ParseError, SyncInProgress
+from ragline.errors import IngestError, ParseError, SourceUnavailable, SyncInProgress
 from ragline.ingest.chunking import PROFILES, Chunker
 from ragline.ingest.embedders import Embedder, get_embedder
 from ragline.ingest.embedders.cache import EmbeddingCache
@@ -263,8 +263,9 @@ class Pipeline:
 
     @staticmethod
     def _failed(item: SourceItem, error: Exception, ledger: Ledger, report: SyncReport) -> _Result:
-        """Record ``item`` as failed; errors of the database itself stop the run."""
-        if isinstance(error, sa.exc.OperationalError | sa.exc.InterfaceError):
+        """Record ``item`` as failed. Errors of the database itself, and a source that
+        cannot be reached at all, stop the run instead: the item is not at fault."""
+        if isinstance(error, sa.exc.OperationalError | sa.exc.InterfaceError | SourceUnavailable):
             raise error
         if isinstance(error, IngestError):
             reason = str(error)

@@ -1,7 +1,8 @@
 """Handing a queued job to whoever runs it: a Celery queue, or the in-process runner.
 
-dispatcher = get_dispatcher(settings, runner)
-dispatcher.dispatch(job)       # after the job's row is committed
+dispatcher = CeleryDispatcher(settings)    # RAGLINE_BROKER_URL is set
+dispatcher = RunnerDispatcher(runner)      # the in-process runner
+dispatcher.dispatch(job)                   # after the job's row is committed
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Durable job state in PostgreSQL: the record the API reads, whoever runs the job.
 
-    job = create_job(conn, tenant="acme", kind="index_upload", payload={...})
+    job = create_job(conn, tenant="acme", kind="index_upload", payload={...}, max_attempts=5)
     jobs = JobStore(engine)
     job = jobs.begin(job.id, worker="celery@host")   # None once it has finished
     jobs.succeed(job.id, result={...})
