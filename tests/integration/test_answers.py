@@ -8,6 +8,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from ragline.ingest.pipeline import Pipeline
 from ragline.ingest.sources import FileSource
 from ragline.search.hybrid import Searcher
 from tests.integration.openai_server import Behaviour, openai_server
-from tests.integration.service import client_for, serve_in_thread
+from tests.integration.service import Client, client_for, serve_in_thread
 
 QUESTION = "how do I calibrate the dissolved oxygen sensor"
 
@@ -217,13 +218,7 @@ def test_ask_over_the_api_and_the_cli(
         assert len(body["trace_id"]) == 32
         mars = client.post("/v1/ask", json={"question": "What is the capital of Mars?"})
         assert mars.json()["mode"] == "refused"
-        with httpx.stream(
-            "POST",
-            f"{url}/v1/ask/stream",
-            json={"question": QUESTION},
-            headers=client.headers,
-            timeout=30,
-        ) as response:
+        with ask_stream(client, QUESTION) as response:
             events = [event for event in sse_events(response) if event[0] != "comment"]
     kinds = [kind for kind, _ in events]
     assert kinds[:2] == ["status", "citations"]
@@ -247,6 +242,17 @@ def sse_events(response: httpx.Response) -> Iterator[tuple[str, Any]]:
             kind = None
 
 
+def ask_stream(client: Client, question: str) -> AbstractContextManager[httpx.Response]:
+    """``POST /v1/ask/stream``, its response open for reading events."""
+    return httpx.stream(
+        "POST",
+        f"{client.url}/v1/ask/stream",
+        json={"question": question},
+        headers=client.headers,
+        timeout=30,
+    )
+
+
 def with_llm(settings: Settings, url: str, **update: Any) -> Settings:
     provider = ProviderConfig(name="local", base_url=url, model="test", timeout=10)
     return settings.model_copy(update={"llm_providers": [provider], **update})
@@ -262,13 +268,7 @@ def test_streamed_answers_arrive_in_order_with_keep_alives(
         serve_in_thread(with_llm(settings, llm_url, sse_keepalive_seconds=0.3)) as url,
     ):
         client = client_for(url, engine, settings.tenant, "reader")
-        with httpx.stream(
-            "POST",
-            f"{url}/v1/ask/stream",
-            json={"question": QUESTION},
-            headers=client.headers,
-            timeout=30,
-        ) as response:
+        with ask_stream(client, QUESTION) as response:
             assert response.headers["content-type"].startswith("text/event-stream")
             events = list(sse_events(response))
     kinds = [kind for kind, _ in events if kind != "comment"]
@@ -299,13 +299,7 @@ def test_a_client_that_leaves_stops_the_generation(
         serve_in_thread(with_llm(settings, llm_url)) as url,
     ):
         client = client_for(url, engine, settings.tenant, "reader")
-        with httpx.stream(
-            "POST",
-            f"{url}/v1/ask/stream",
-            json={"question": QUESTION},
-            headers=client.headers,
-            timeout=30,
-        ) as response:
+        with ask_stream(client, QUESTION) as response:
             tokens = 0
             for kind, _ in sse_events(response):
                 tokens += kind == "token"
@@ -544,13 +538,7 @@ def test_the_api_streams_from_the_second_provider_when_the_first_fails(
         with serve_in_thread(configured) as url:
             client = client_for(url, engine, settings.tenant, "reader")
             for _ in range(4):
-                with httpx.stream(
-                    "POST",
-                    f"{url}/v1/ask/stream",
-                    json={"question": QUESTION},
-                    headers=client.headers,
-                    timeout=30,
-                ) as response:
+                with ask_stream(client, QUESTION) as response:
                     events = list(sse_events(response))
                 assert events[-1][0] == "done"
                 assert events[-1][1]["provider"] == "backup"

@@ -16,10 +16,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Literal
 
-from ragline.answer.llm.base import LLM, Completion, Message, Stream
+from ragline.answer.llm.base import LLM, ClosingStream, Completion, Message, Stream
 from ragline.errors import LLMRequestError, LLMUnavailable
 from ragline.logs import get_logger
 
@@ -123,7 +122,7 @@ class FailoverLLM:
         return _FailoverStream(self, messages, max_tokens, temperature)
 
 
-class _FailoverStream:
+class _FailoverStream(ClosingStream):
     """Opens the first provider that starts streaming; a failure before the first
     token moves on to the next."""
 
@@ -168,17 +167,6 @@ class _FailoverStream:
     def close(self) -> None:
         if self._current is not None:
             self._current.close()
-
-    def __enter__(self) -> _FailoverStream:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _none_answered(errors: list[str]) -> str:

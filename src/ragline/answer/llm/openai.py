@@ -17,12 +17,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator, Sequence
-from types import TracebackType
 from typing import Any
 
 import httpx
 
-from ragline.answer.llm.base import Completion, Message, Usage
+from ragline.answer.llm.base import ClosingStream, Completion, Message, Usage
 from ragline.config import ProviderConfig
 from ragline.errors import LLMRequestError, LLMUnavailable
 from ragline.logs import get_logger
@@ -147,7 +146,7 @@ class OpenAICompatible:
         return result
 
 
-class _SSEStream:
+class _SSEStream(ClosingStream):
     """Server-sent events of a streamed chat completion."""
 
     def __init__(self, provider: str, model: str, response: httpx.Response) -> None:
@@ -192,17 +191,6 @@ class _SSEStream:
 
     def close(self) -> None:
         self.response.close()
-
-    def __enter__(self) -> _SSEStream:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _check(provider: str, response: httpx.Response) -> None:
