@@ -23,11 +23,11 @@ import re
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, Literal
 
 from ragline.answer.extractive import extract
 from ragline.answer.llm import LLM, Completion, Stream
+from ragline.answer.llm.base import ClosingStream
 from ragline.answer.llm.failover import FailoverLLM
 from ragline.answer.llm.openai import OpenAICompatible
 from ragline.answer.memory import Memory
@@ -170,7 +170,7 @@ class Answerer:
         query = rewrite(question, history, self.llm, summary)
         if query != question:
             log.info("question_rewritten", question=question, query=query)
-        return _Turn(tenant, conversation, question, query, bool(history))
+        return _Turn(tenant, conversation, question, query, len(history))
 
     def _finish(self, turn: _Turn, answer: Answer) -> Answer:
         answer.conversation_id = str(turn.conversation)
@@ -181,6 +181,8 @@ class Answerer:
     def _summarise(self, turn: _Turn) -> None:
         """Fold the turns that leave the recent window into the conversation's summary,
         so that a long conversation keeps its subject without sending every turn."""
+        if turn.earlier < self.settings.conversation_turns:
+            return  # with this turn, the conversation still fits the recent window
         summary, covered, leaving = self.memory.unsummarised(
             turn.tenant, turn.conversation, keep=self.settings.conversation_turns
         )
@@ -312,7 +314,11 @@ class _Turn:
     conversation: uuid.UUID
     question: str
     query: str  # the question made standalone, for retrieval and the model
-    follows_up: bool
+    earlier: int  # turns before this one read from the conversation (at most the window)
+
+    @property
+    def follows_up(self) -> bool:
+        return self.earlier > 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,7 +327,7 @@ class AnswerEvent:
     data: Any
 
 
-class AnswerStream:
+class AnswerStream(ClosingStream):
     """Events of one answer, produced as they happen (see ``Answerer.stream``)."""
 
     def __init__(
@@ -399,17 +405,6 @@ class AnswerStream:
         self._closed = True
         if self._llm_stream is not None:
             self._llm_stream.close()
-
-    def __enter__(self) -> AnswerStream:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _citations(hits: Sequence[Hit], cited: Iterable[int]) -> list[Citation]:
