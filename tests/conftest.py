@@ -63,7 +63,8 @@ def clean_db(engine: Engine) -> Engine:
         conn.execute(
             sa.text(
                 "TRUNCATE documents, chunks, postings, bm25_stats, sync_runs, uploads, jobs, "
-                "rate_buckets, conversations, answers, feedback, answer_cache RESTART IDENTITY"
+                "rate_buckets, conversations, answers, feedback, answer_cache, sources "
+                "RESTART IDENTITY"
             )
         )
     return engine

@@ -247,6 +247,32 @@ class Settings(BaseSettings):
         "acknowledged (the worker died). Must exceed RAGLINE_JOB_TIME_LIMIT.",
     )
 
+    # Sources and run reports
+    scheduler_interval: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds between two looks at which sources are due (the embedded "
+        "scheduler of `ragline serve`, and Celery Beat's database scheduler).",
+    )
+    notify_slack_url: str | None = Field(
+        default=None,
+        description="Slack-compatible incoming webhook that gets a summary of every sync run.",
+    )
+    notify_webhook_url: str | None = Field(
+        default=None, description="Generic webhook that gets every sync run's report as JSON."
+    )
+    notify_environments: list[Environment] = Field(
+        default_factory=lambda: list[Environment](("staging", "production")),
+        description="Environments (RAGLINE_ENV) whose runs are posted to the webhooks, as JSON: "
+        '["production"].',
+    )
+    notify_attempts: int = Field(
+        default=3, ge=1, le=10, description="Attempts to deliver a run report to a webhook."
+    )
+    notify_timeout: float = Field(
+        default=5.0, gt=0, description="Seconds to wait for a webhook to answer."
+    )
+
     @field_validator("home", mode="after")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:

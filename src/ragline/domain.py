@@ -204,16 +204,28 @@ class SyncReport:
     failed: int = 0
     chunks: int = 0
     embedded: int = 0
+    embedding_calls: int = 0
     seconds: float = 0.0
     failures: list[ItemFailure] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     run_ids: list[int] = field(default_factory=list)
+    # Where an incremental source got to: saved, and passed to its next sync.
+    state: dict[str, Any] | None = None
 
     def count(self, outcome: Outcome) -> None:
         setattr(self, outcome.value, getattr(self, outcome.value) + 1)
 
     def merge(self, other: SyncReport) -> None:
-        for name in ("added", "updated", "unchanged", "deleted", "failed", "chunks", "embedded"):
+        for name in (
+            "added",
+            "updated",
+            "unchanged",
+            "deleted",
+            "failed",
+            "chunks",
+            "embedded",
+            "embedding_calls",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.seconds += other.seconds
         self.failures.extend(other.failures)
@@ -229,6 +241,7 @@ class SyncReport:
             "failed": self.failed,
             "chunks": self.chunks,
             "embedded": self.embedded,
+            "embedding_calls": self.embedding_calls,
             "seconds": round(self.seconds, 3),
             "failures": [{"doc_id": f.doc_id, "reason": f.reason} for f in self.failures],
             "warnings": list(self.warnings),

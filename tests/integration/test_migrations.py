@@ -73,6 +73,7 @@ def test_upgrade_from_0003_keeps_the_index_and_adds_row_level_security(
             "feedback",
             "jobs",
             "postings",
+            "sources",
             "sync_runs",
             "uploads",
         ]

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 from ragline.domain import DocStatus
 from ragline.ingest.sources.base import SourceItem
 from ragline.ingest.store import chunk_totals, update_bm25_stats
+from ragline.ingest.text import sha256_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,7 @@ class LedgerEntry:
     embedding_model: str | None
     pipeline_version: str | None
     chunk_count: int
+    source_modified: dt.datetime | None = None
 
     @property
     def indexed(self) -> bool:
@@ -66,7 +68,7 @@ class Ledger:
                 sa.text(
                     """
                     SELECT id, doc_id, source, status, sha256, etag, embedding_model,
-                           pipeline_version, chunk_count
+                           pipeline_version, chunk_count, source_modified
                     FROM documents WHERE tenant = :tenant AND collection = :collection
                     """
                 ),
@@ -77,25 +79,62 @@ class Ledger:
                 for row in rows
             }
 
-    def current(self, entry: LedgerEntry | None) -> bool:
+    def version_of(self, item: SourceItem) -> str:
+        """The pipeline version ``item`` is indexed with: its own chunking profile,
+        when it has one, is part of it."""
+        if item.profile is None:
+            return self.pipeline_version
+        return sha256_text(f"{self.pipeline_version}|{item.profile.fingerprint()}")[:16]
+
+    def load_some(self, doc_ids: list[str]) -> dict[str, LedgerEntry]:
+        """The ledger rows of some documents of this collection, by document id."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    """
+                    SELECT id, doc_id, source, status, sha256, etag, embedding_model,
+                           pipeline_version, chunk_count, source_modified
+                    FROM documents WHERE tenant = :tenant AND collection = :collection
+                      AND doc_id = ANY(:doc_ids)
+                    """
+                ),
+                {"tenant": self.tenant, "collection": self.collection, "doc_ids": doc_ids},
+            ).mappings()
+            return {
+                row["doc_id"]: LedgerEntry(**{**row, "status": DocStatus(row["status"])})
+                for row in rows
+            }
+
+    def current(self, entry: LedgerEntry | None, item: SourceItem) -> bool:
         """Whether ``entry`` is active and was indexed the way this run would index it."""
         return (
             entry is not None
             and entry.status is DocStatus.ACTIVE
             and entry.embedding_model == self.embedding_model
-            and entry.pipeline_version == self.pipeline_version
+            and entry.pipeline_version == self.version_of(item)
         )
 
     def unchanged_by_etag(self, entry: LedgerEntry | None, item: SourceItem) -> bool:
         return (
-            self.current(entry)
+            self.current(entry, item)
             and item.etag is not None
             and entry is not None
             and (entry.etag == item.etag and entry.source == self.source)
         )
 
-    def unchanged_by_hash(self, entry: LedgerEntry | None, sha256: str) -> bool:
-        return self.current(entry) and entry is not None and entry.sha256 == sha256
+    def unchanged_by_hash(self, entry: LedgerEntry | None, item: SourceItem, sha256: str) -> bool:
+        return self.current(entry, item) and entry is not None and entry.sha256 == sha256
+
+    @staticmethod
+    def stale(entry: LedgerEntry | None, item: SourceItem) -> bool:
+        """Whether ``entry`` records a later version of the document than ``item`` (a
+        change event delivered after a newer one)."""
+        return (
+            entry is not None
+            and entry.source_modified is not None
+            and item.modified is not None
+            and item.modified < entry.source_modified
+        )
 
     def touch(self, entry: LedgerEntry, item: SourceItem) -> None:
         """Record that an unchanged item was seen (its etag may have moved)."""
@@ -166,6 +205,63 @@ class Ledger:
             gone = [row for row in rows if row.doc_id not in seen]
             delete_documents(conn, [row.id for row in gone])
             return [row.doc_id for row in gone]
+
+    def delete(self, deleted: dict[str, dt.datetime | None], *, only_if_newer: bool) -> list[str]:
+        """Remove the documents a change set says are gone; returns the ids removed.
+
+        With ``only_if_newer``, a deletion older than the version indexed is ignored,
+        and a deletion of a document not yet seen leaves a tombstone with its time, so
+        that a late, older creation does not bring it back.
+        """
+        removed: list[str] = []
+        with self.engine.begin() as conn:
+            for doc_id, when in sorted(deleted.items()):
+                row = conn.execute(
+                    sa.text(
+                        """
+                        SELECT id, status, source_modified FROM documents
+                        WHERE tenant = :tenant AND collection = :collection AND doc_id = :doc_id
+                        FOR UPDATE
+                        """
+                    ),
+                    {"tenant": self.tenant, "collection": self.collection, "doc_id": doc_id},
+                ).first()
+                if only_if_newer and when is not None:
+                    if row is None:
+                        self._tombstone(conn, doc_id, when)
+                        continue
+                    if row.source_modified is not None and when < row.source_modified:
+                        continue
+                if row is None:
+                    continue
+                if row.status != DocStatus.DELETED.value:
+                    delete_documents(conn, [row.id])
+                    removed.append(doc_id)
+                if when is not None:
+                    conn.execute(
+                        sa.text("UPDATE documents SET source_modified = :when WHERE id = :id"),
+                        {"when": when, "id": row.id},
+                    )
+        return removed
+
+    def _tombstone(self, conn: sa.Connection, doc_id: str, when: dt.datetime) -> None:
+        conn.execute(
+            sa.text(
+                """
+                INSERT INTO documents (tenant, collection, doc_id, source, uri,
+                                       source_modified, status)
+                VALUES (:tenant, :collection, :doc_id, :source, '', :when, 'deleted')
+                ON CONFLICT (tenant, collection, doc_id) DO NOTHING
+                """
+            ),
+            {
+                "tenant": self.tenant,
+                "collection": self.collection,
+                "doc_id": doc_id,
+                "source": self.source,
+                "when": when,
+            },
+        )
 
 
 def source_lock_key(tenant: str, collection: str, source: str) -> str:

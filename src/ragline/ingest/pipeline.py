@@ -11,13 +11,14 @@ and the run goes on. Running the same sync twice leaves the index as one run wou
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain, islice
-from typing import Protocol
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -29,10 +30,10 @@ from ragline.domain import Chunk, ItemFailure, Outcome, SyncReport
 from ragline.errors import IngestError, ParseError, SourceUnavailable, SyncInProgress
 from ragline.ingest.chunking import PROFILES, Chunker
 from ragline.ingest.embedders import Embedder, get_embedder
-from ragline.ingest.embedders.cache import EmbeddingCache
+from ragline.ingest.embedders.cache import EmbeddingCache, model_calls
 from ragline.ingest.ledger import Ledger, LedgerEntry, document_row, source_lock_key
 from ragline.ingest.parsers import parser_for
-from ragline.ingest.sources.base import Source, SourceItem
+from ragline.ingest.sources.base import Changes, IncrementalSource, Source, SourceItem
 from ragline.ingest.store import ChunkStore
 from ragline.ingest.text import sha256_of, sha256_text
 from ragline.logs import ensure_logging, get_logger
@@ -116,62 +117,57 @@ class Pipeline:
         collection: str,
         tenant: str | None = None,
         progress: Progress | None = None,
+        full: bool = True,
+        state: dict[str, Any] | None = None,
+        run: dict[str, Any] | None = None,
     ) -> SyncReport:
+        """Sync ``source`` into ``collection``, holding the source's lock.
+
+        A full sync lists everything and deletes what is no longer listed. An
+        incremental one (``full=False``, for an ``IncrementalSource``) takes the
+        changes after ``state`` and leaves the rest alone; either way the report's
+        ``state`` is the position to pass next time. ``run`` labels the run's record
+        (``source_id``, ``job_id``, ``trigger``).
+        """
         tenant = tenant or self.settings.tenant
         progress = progress or _Silent()
-        bound = log.bind(tenant=tenant, collection=collection, source=source.name)
-        with self.engine.connect() as conn:
-            check_embedding_model(conn, self.embedder.name, self.embedder.dimension)
-        ledger = Ledger(
-            self.engine,
-            tenant=tenant,
-            collection=collection,
-            source=source.name,
-            embedding_model=self.embedder.name,
-            pipeline_version=self.version,
-        )
+        incremental = not full and isinstance(source, IncrementalSource)
+        ledger = self._ledger(tenant, collection, source.name)
         report = SyncReport()
         started = time.perf_counter()
         with self._source_lock(tenant, collection, source.name):
-            run_id = self._start_run(tenant, collection, source.name)
+            run_id = self._start_run(
+                tenant,
+                collection,
+                source.name,
+                mode="incremental" if incremental else "full",
+                run=run or {},
+                interrupt_others=True,
+            )
             report.run_ids.append(run_id)
+            bound = log.bind(tenant=tenant, collection=collection, source=source.name)
             bound = bound.bind(run_id=run_id)
             try:
-                items = list(source.list())
-                progress.started(len(items))
-                entries = ledger.load()
-
-                def done(item: SourceItem, result: _Result) -> None:
-                    report.count(result.outcome)
-                    report.chunks += result.chunks
-                    report.embedded += result.embedded
-                    progress.item_done(item.doc_id, result.outcome)
-                    bound.debug("item_synced", doc_id=item.doc_id, outcome=result.outcome.value)
-
-                prepared: list[_Prepared] = []
-
-                def flush() -> None:
-                    report.embedded += self._embed_ahead(prepared)
-                    for step in prepared:
-                        done(step.item, self._write(step, ledger, report))
-                    prepared.clear()
-
-                for item in items:
-                    progress.item_started(item.doc_id)
-                    step = self._prepare(source, item, entries.get(item.doc_id), ledger, report)
-                    if isinstance(step, _Result):
-                        done(item, step)
-                        continue
-                    prepared.append(step)
-                    # A big document is written at once, so that only one is ever held.
-                    pending = sum(len(p.head) for p in prepared)
-                    if step.rest is not None or pending >= self.settings.write_batch_size:
-                        flush()
-                flush()
-                for doc_id in ledger.tombstone_missing({item.doc_id for item in items}):
-                    report.count(Outcome.DELETED)
-                    bound.info("document_deleted", doc_id=doc_id)
+                with model_calls() as calls:
+                    if incremental:
+                        assert isinstance(source, IncrementalSource)
+                        changes = source.changes(dict(state or {}))
+                        progress.started(len(changes.items) + len(changes.deleted))
+                        self._index(source, changes.items, ledger, report, progress)
+                        gone = ledger.delete(changes.deleted, only_if_newer=False)
+                    else:
+                        items = list(source.list())
+                        progress.started(len(items))
+                        self._index(source, items, ledger, report, progress)
+                        gone = ledger.tombstone_missing({item.doc_id for item in items})
+                    for doc_id in gone:
+                        report.count(Outcome.DELETED)
+                        bound.info("document_deleted", doc_id=doc_id)
+                    if isinstance(source, IncrementalSource):
+                        report.state = source.checkpoint()
+                report.embedding_calls = calls.count
             except BaseException as e:
+                report.embedding_calls = calls.count
                 report.seconds = time.perf_counter() - started
                 self._finish_run(run_id, report, status="failed", error=f"{type(e).__name__}: {e}")
                 raise
@@ -181,6 +177,112 @@ class Pipeline:
             "sync_finished", **{k: v for k, v in report.as_dict().items() if k != "failures"}
         )
         return report
+
+    def apply(
+        self,
+        source: Source,
+        changes: Changes,
+        *,
+        collection: str,
+        tenant: str | None = None,
+    ) -> SyncReport:
+        """Index a change set pushed by a stream, without the source's lock: many
+        consumers apply changes of one source at once. Versions are ordered by each
+        item's ``modified`` (and deletions by their time): a change older than what is
+        indexed is counted unchanged and dropped. Nothing is recorded as a run; the
+        consumer aggregates reports and calls ``record_run``."""
+        tenant = tenant or self.settings.tenant
+        ledger = self._ledger(tenant, collection, source.name)
+        items, deleted = _latest(changes)
+        report = SyncReport()
+        started = time.perf_counter()
+        with model_calls() as calls:
+            self._index(source, items, ledger, report, _Silent(), monotonic=True)
+            for _ in ledger.delete(deleted, only_if_newer=True):
+                report.count(Outcome.DELETED)
+        report.embedding_calls = calls.count
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def record_run(
+        self,
+        report: SyncReport,
+        *,
+        source: str,
+        collection: str,
+        tenant: str | None = None,
+        run: dict[str, Any] | None = None,
+        started_at: dt.datetime | None = None,
+    ) -> int:
+        """Record a finished run that ``apply`` calls made up (a stream's interval)."""
+        run_id = self._start_run(
+            tenant or self.settings.tenant,
+            collection,
+            source,
+            mode="stream",
+            run=run or {},
+            interrupt_others=False,
+            started_at=started_at,
+        )
+        report.run_ids.append(run_id)
+        self._finish_run(run_id, report, status="failed" if report.failed else "succeeded")
+        return run_id
+
+    def _ledger(self, tenant: str, collection: str, source: str) -> Ledger:
+        with self.engine.connect() as conn:
+            check_embedding_model(conn, self.embedder.name, self.embedder.dimension)
+        return Ledger(
+            self.engine,
+            tenant=tenant,
+            collection=collection,
+            source=source,
+            embedding_model=self.embedder.name,
+            pipeline_version=self.version,
+        )
+
+    def _index(
+        self,
+        source: Source,
+        items: list[SourceItem],
+        ledger: Ledger,
+        report: SyncReport,
+        progress: Progress,
+        *,
+        monotonic: bool = False,
+    ) -> None:
+        """Bring each of ``items`` to one outcome, embedding small documents together."""
+        entries = ledger.load_some([item.doc_id for item in items]) if monotonic else ledger.load()
+        prepared: list[_Prepared] = []
+
+        def done(item: SourceItem, result: _Result) -> None:
+            report.count(result.outcome)
+            report.chunks += result.chunks
+            report.embedded += result.embedded
+            progress.item_done(item.doc_id, result.outcome)
+            log.debug("item_synced", doc_id=item.doc_id, outcome=result.outcome.value)
+
+        def flush() -> None:
+            report.embedded += self._embed_ahead(prepared)
+            for step in prepared:
+                done(step.item, self._write(step, ledger, report, monotonic=monotonic))
+            prepared.clear()
+
+        for item in items:
+            progress.item_started(item.doc_id)
+            entry = entries.get(item.doc_id)
+            if monotonic and ledger.stale(entry, item):
+                done(item, _Result(Outcome.UNCHANGED))
+                continue
+            step = self._prepare(source, item, entry, ledger, report)
+            if isinstance(step, _Result):
+                done(item, step)
+                continue
+            prepared.append(step)
+            # A big document is written at once, so that only one is ever held.
+            pending = sum(len(p.head) for p in prepared)
+            if step.rest is not None or pending >= self.settings.write_batch_size:
+                flush()
+        flush()
 
     def _prepare(
         self,
@@ -207,11 +309,11 @@ class Pipeline:
                 raise ParseError("the file is empty (0 bytes)")
             document = parser.parse(data, name=item.name)
             digest = sha256_of(document.iter_text())
-            if ledger.unchanged_by_hash(entry, digest):
+            if ledger.unchanged_by_hash(entry, item, digest):
                 assert entry is not None
                 ledger.touch(entry, item)
                 return _Result(Outcome.UNCHANGED)
-            chunks = self.chunker.split(document)
+            chunks = self.chunker.split(document, item.profile)
             head = list(islice(chunks, self.settings.write_batch_size + 1))
         except Exception as e:
             return self._failed(item, e, ledger, report)
@@ -226,7 +328,7 @@ class Pipeline:
             metadata={**document.metadata, **item.metadata},
             sha256=digest,
             embedding_model=self.embedder.name,
-            pipeline_version=self.version,
+            pipeline_version=ledger.version_of(item),
             warnings=document.warnings,
         )
         if len(head) <= self.settings.write_batch_size:
@@ -244,17 +346,23 @@ class Pipeline:
         )
         return embedded
 
-    def _write(self, step: _Prepared, ledger: Ledger, report: SyncReport) -> _Result:
+    def _write(
+        self, step: _Prepared, ledger: Ledger, report: SyncReport, *, monotonic: bool = False
+    ) -> _Result:
         bound = log.bind(doc_id=step.item.doc_id, source=ledger.source)
         chunks = step.head if step.rest is None else chain(step.head, step.rest)
         try:
-            written, embedded = self.store.replace(
+            result = self.store.replace(
                 step.row,
                 chunks,
                 on_batch=lambda w, e: bound.debug("chunks_written", chunks=w, embedded=e),
+                only_if_newer=monotonic,
             )
         except Exception as e:
             return self._failed(step.item, e, ledger, report)
+        if result is None:  # a newer version was written meanwhile
+            return _Result(Outcome.UNCHANGED)
+        written, embedded = result
         report.warnings.extend(f"{step.item.doc_id}: {w}" for w in step.warnings)
         indexed_before = step.entry is not None and step.entry.indexed
         outcome = Outcome.UPDATED if indexed_before else Outcome.ADDED
@@ -299,26 +407,51 @@ class Pipeline:
                 )
                 conn.commit()
 
-    def _start_run(self, tenant: str, collection: str, source: str) -> int:
+    def _start_run(
+        self,
+        tenant: str,
+        collection: str,
+        source: str,
+        *,
+        mode: str,
+        run: dict[str, Any],
+        interrupt_others: bool,
+        started_at: dt.datetime | None = None,
+    ) -> int:
         with self.engine.begin() as conn:
-            # We hold the source's lock: a run still marked running was interrupted.
-            conn.execute(
-                sa.text(
-                    """
-                    UPDATE sync_runs SET status = 'failed', finished_at = now(),
-                        errors = errors || '[{"reason": "interrupted"}]'::jsonb
-                    WHERE tenant = :tenant AND collection = :collection AND source = :source
-                      AND status = 'running'
-                    """
-                ),
-                {"tenant": tenant, "collection": collection, "source": source},
-            )
+            if interrupt_others:
+                # We hold the source's lock: a run still marked running was interrupted.
+                conn.execute(
+                    sa.text(
+                        """
+                        UPDATE sync_runs SET status = 'failed', finished_at = now(),
+                            errors = errors || '[{"reason": "interrupted"}]'::jsonb
+                        WHERE tenant = :tenant AND collection = :collection
+                          AND source = :source AND status = 'running'
+                        """
+                    ),
+                    {"tenant": tenant, "collection": collection, "source": source},
+                )
             run_id: int = conn.execute(
                 sa.text(
-                    "INSERT INTO sync_runs (tenant, collection, source, status) "
-                    "VALUES (:tenant, :collection, :source, 'running') RETURNING id"
+                    """
+                    INSERT INTO sync_runs (tenant, collection, source, status, mode, source_id,
+                                           job_id, trigger, started_at)
+                    VALUES (:tenant, :collection, :source, 'running', :mode, :source_id,
+                            :job_id, :trigger, coalesce(:started_at, now()))
+                    RETURNING id
+                    """
                 ),
-                {"tenant": tenant, "collection": collection, "source": source},
+                {
+                    "tenant": tenant,
+                    "collection": collection,
+                    "source": source,
+                    "mode": mode,
+                    "source_id": run.get("source_id"),
+                    "job_id": run.get("job_id"),
+                    "trigger": run.get("trigger", "manual"),
+                    "started_at": started_at,
+                },
             ).scalar_one()
             return run_id
 
@@ -335,7 +468,7 @@ class Pipeline:
                     UPDATE sync_runs SET status = :status, finished_at = now(),
                         added = :added, updated = :updated, unchanged = :unchanged,
                         deleted = :deleted, failed = :failed, chunks = :chunks,
-                        embedded = :embedded, seconds = :seconds,
+                        embedded = :embedded, embedding_calls = :calls, seconds = :seconds,
                         errors = CAST(:errors AS jsonb), warnings = CAST(:warnings AS jsonb)
                     WHERE id = :id
                     """
@@ -350,8 +483,31 @@ class Pipeline:
                     "failed": report.failed,
                     "chunks": report.chunks,
                     "embedded": report.embedded,
+                    "calls": report.embedding_calls,
                     "seconds": report.seconds,
                     "errors": json.dumps(errors),
                     "warnings": json.dumps(report.warnings),
                 },
             )
+
+
+def _latest(changes: Changes) -> tuple[list[SourceItem], dict[str, dt.datetime | None]]:
+    """The last version of each document in a change set: the latest item, or the
+    deletion when it is not older than the latest item."""
+    latest: dict[str, SourceItem] = {}
+    for item in changes.items:
+        previous = latest.get(item.doc_id)
+        if previous is None or _at(item.modified) >= _at(previous.modified):
+            latest[item.doc_id] = item
+    deleted: dict[str, dt.datetime | None] = {}
+    for doc_id, when in changes.deleted.items():
+        found = latest.get(doc_id)
+        if found is not None and when is not None and _at(found.modified) > when:
+            continue
+        latest.pop(doc_id, None)
+        deleted[doc_id] = when
+    return list(latest.values()), deleted
+
+
+def _at(when: dt.datetime | None) -> dt.datetime:
+    return when or dt.datetime.min.replace(tzinfo=dt.UTC)

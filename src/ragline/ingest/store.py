@@ -19,8 +19,7 @@ from ragline.ingest.embedders.cache import EmbeddingCache
 
 T = TypeVar("T")
 
-_UPSERT_DOCUMENT = sa.text(
-    """
+_UPSERT_DOCUMENT = """
     INSERT INTO documents (tenant, collection, doc_id, source, doc_type, title, uri, doc_date,
                            metadata, sha256, etag, source_modified, size_bytes, embedding_model,
                            pipeline_version, status, last_error, warnings, chunk_count)
@@ -35,8 +34,17 @@ _UPSERT_DOCUMENT = sa.text(
         embedding_model = EXCLUDED.embedding_model,
         pipeline_version = EXCLUDED.pipeline_version, status = 'active', last_error = NULL,
         warnings = EXCLUDED.warnings, last_synced_at = now()
+    {newer}
     RETURNING id
     """
+# Change streams deliver versions out of order: a version older than the one indexed
+# is refused under the row's lock, so concurrent consumers cannot reorder a document.
+_UPSERT_ANY = sa.text(_UPSERT_DOCUMENT.format(newer=""))
+_UPSERT_NEWER = sa.text(
+    _UPSERT_DOCUMENT.format(
+        newer="WHERE documents.source_modified IS NULL "
+        "OR documents.source_modified <= EXCLUDED.source_modified"
+    )
 )
 
 # Lexical lengths (lexeme occurrences in context and passage, as in the generated
@@ -139,16 +147,22 @@ class ChunkStore:
         chunks: Iterable[Chunk],
         *,
         on_batch: Callable[[int, int], None] | None = None,
-    ) -> tuple[int, int]:
+        only_if_newer: bool = False,
+    ) -> tuple[int, int] | None:
         """Write ``document``'s ledger row and replace its chunks, atomically.
 
         ``chunks`` may be a generator: it is embedded and written batch by batch, so a
         huge document never sits in memory whole. Returns (chunks written, chunks the
-        model embedded); ``on_batch`` hears the same after every batch.
+        model embedded); ``on_batch`` hears the same after every batch. With
+        ``only_if_newer``, a document whose recorded ``source_modified`` is later than
+        this version's is left alone, and None is returned.
         """
         written = embedded = 0
         with self.engine.begin() as conn:
-            document_id = conn.execute(_UPSERT_DOCUMENT, document).scalar_one()
+            upsert = _UPSERT_NEWER if only_if_newer else _UPSERT_ANY
+            document_id = conn.execute(upsert, document).scalar()
+            if document_id is None:
+                return None
             before = chunk_totals(conn, [document_id])
             conn.execute(sa.text("DELETE FROM chunks WHERE document_id = :id"), {"id": document_id})
             for batch in _batched(chunks, self.batch_size):

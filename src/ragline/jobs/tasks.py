@@ -29,6 +29,7 @@ from ragline.ingest.pipeline import Pipeline
 from ragline.jobs.store import Job, JobStore
 from ragline.logs import get_logger
 from ragline.metrics import JOBS_FINISHED
+from ragline.notify import Notifier
 from ragline.uploads.filestore import FileStore, get_filestore
 from ragline.uploads.source import UploadSource
 
@@ -51,7 +52,7 @@ class JobFailed(RaglineError):
         self.result = result
 
 
-class _JobProgress:
+class JobProgress:
     """The pipeline's progress, written to the job at most once a second."""
 
     def __init__(self, jobs: JobStore, job_id: uuid.UUID) -> None:
@@ -93,6 +94,10 @@ class JobExecutor:
     @cached_property
     def pipeline(self) -> Pipeline:
         return Pipeline.from_settings(self.settings)
+
+    @cached_property
+    def notifier(self) -> Notifier:
+        return Notifier.from_settings(self.settings)
 
     @cached_property
     def filestore(self) -> FileStore:
@@ -174,7 +179,7 @@ def index_upload(executor: JobExecutor, job: Job) -> dict[str, Any]:
         source,
         collection=collection,
         tenant=job.tenant,
-        progress=_JobProgress(executor.jobs, job.id),
+        progress=JobProgress(executor.jobs, job.id),
     )
     result = report.as_dict()
     if report.failures:
@@ -198,6 +203,14 @@ def _set_upload_status(
         )
 
 
+def sync_source(executor: JobExecutor, job: Job) -> dict[str, Any]:
+    """One run of a configured source (see ``ragline.sources.service``)."""
+    from ragline.sources.service import sync_source as run
+
+    return run(executor, job)
+
+
 HANDLERS: dict[str, Callable[[JobExecutor, Job], dict[str, Any]]] = {
     "index_upload": index_upload,
+    "sync_source": sync_source,
 }

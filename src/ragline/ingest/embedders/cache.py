@@ -6,17 +6,45 @@ their own transactions so they survive a document transaction that rolls back::
 
     cache = EmbeddingCache(engine, embedder)
     vectors, embedded = cache.embed(texts, hashes)
+
+``model_calls()`` counts the requests that reach the model meanwhile, in this thread
+(a sync run reports them)::
+
+    with model_calls() as calls:
+        ...
+    calls.count
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ragline.ingest.embedders.base import Embedder, Vectors
+
+
+@dataclass(slots=True)
+class CallCounter:
+    count: int = 0
+
+
+_calls: ContextVar[CallCounter | None] = ContextVar("embedding_calls", default=None)
+
+
+@contextmanager
+def model_calls() -> Iterator[CallCounter]:
+    counter = CallCounter()
+    token = _calls.set(counter)
+    try:
+        yield counter
+    finally:
+        _calls.reset(token)
 
 
 class EmbeddingCache:
@@ -33,6 +61,8 @@ class EmbeddingCache:
                 missing.setdefault(digest, text)
         if missing:
             vectors = self.embedder.embed(list(missing.values()))
+            if (counter := _calls.get()) is not None:
+                counter.count += 1
             fresh = dict(zip(missing, vectors, strict=True))
             self._put(fresh)
             found.update(fresh)

@@ -16,10 +16,16 @@ import os
 from collections.abc import Iterator, Sequence
 from fnmatch import fnmatchcase
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict
 
 from ragline.errors import IngestError, SourceUnavailable
 from ragline.ingest.parsers import SUPPORTED_SUFFIXES
 from ragline.ingest.sources.base import SourceItem
+
+if TYPE_CHECKING:
+    from ragline.sources.kinds import Kind, SourceContext
 
 
 class FileSource:
@@ -85,3 +91,30 @@ class FileSource:
             modified=dt.datetime.fromtimestamp(stat.st_mtime, tz=dt.UTC),
             size=stat.st_size,
         )
+
+
+class FilesConfig(BaseModel):
+    """A folder (or one file) on this machine or a mount."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str
+    include: list[str] = []
+    exclude: list[str] = []
+
+
+def _build(config: FilesConfig, context: SourceContext) -> FileSource:
+    source = FileSource(Path(config.path), include=config.include, exclude=config.exclude)
+    source.name = context.name
+    return source
+
+
+def _kind() -> Kind[FilesConfig]:
+    from ragline.sources.kinds import Kind
+
+    return Kind(
+        name="files", config=FilesConfig, build=_build, summary="A folder, walked recursively."
+    )
+
+
+KIND = _kind()
