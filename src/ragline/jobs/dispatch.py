@@ -2,6 +2,7 @@
 
 dispatcher = CeleryDispatcher(settings)    # RAGLINE_BROKER_URL is set
 dispatcher = RunnerDispatcher(runner)      # the in-process runner
+dispatcher = dispatcher_for(settings)      # a process that only queues jobs
 dispatcher.dispatch(job)                   # after the job's row is committed
 """
 
@@ -46,6 +47,25 @@ class CeleryDispatcher:
         except Exception as e:
             return False, f"broker unreachable: {e}"
         return True, "broker reachable"
+
+
+class PollingDispatcher:
+    """For processes that queue jobs without running them (a queue consumer, the CLI)
+    when there is no broker: the in-process runner of `ragline serve` finds them in
+    PostgreSQL at its next poll."""
+
+    def dispatch(self, job: Job) -> None:
+        pass
+
+    def ready(self) -> tuple[bool, str]:
+        return True, "jobs wait in PostgreSQL for `ragline serve`"
+
+
+def dispatcher_for(settings: Settings) -> Dispatcher:
+    """The dispatcher of a process that does not run jobs itself."""
+    if settings.broker_url:
+        return CeleryDispatcher(settings)
+    return PollingDispatcher()
 
 
 class RunnerDispatcher:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -107,6 +108,7 @@ class SourceContext:
     """What a connector is built with besides its configuration."""
 
     name: str  # the source's name in the ledger: "<kind>:<configured name>"
+    source_id: uuid.UUID
     tenant: str
     collection: str
     settings: Settings
@@ -120,7 +122,10 @@ class Kind(Generic[C]):
     config: type[C]
     build: Callable[[C, SourceContext], Source]
     summary: str
-    # Turns event notifications (S3 ObjectCreated/ObjectRemoved...) into changes.
+    # Checks a posted or queued notification (an S3 event message...) and returns the
+    # event records to queue a sync with; raises ConfigurationError when malformed.
+    parse_notification: Callable[[C, dict[str, Any]], list[dict[str, Any]]] | None = None
+    # Turns those event records into the changes a sync job applies.
     events: Callable[[Source, list[dict[str, Any]]], Changes] | None = None
     # Runs consumers of a queue or stream until stopped (change-event streams).
     consume: Callable[[C, SourceContext, ConsumeOptions], None] | None = None

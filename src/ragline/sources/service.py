@@ -44,6 +44,7 @@ def build_source(
     config = kind.validate(record.config)
     context = SourceContext(
         name=record.ledger_name,
+        source_id=record.id,
         tenant=record.tenant,
         collection=record.collection,
         settings=settings,
