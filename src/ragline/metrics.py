@@ -78,3 +78,31 @@ class DatabaseCollector(Collector):
         yield GaugeMetricFamily(
             "ragline_chunks_indexed", "Chunks in the index, all tenants.", value=int(total)
         )
+        yield from _freshness(self.engine)
+
+
+def _freshness(engine: Engine) -> Iterator[Metric]:
+    """Per source, by id and kind (names, like tenants, stay out of /metrics)."""
+    from ragline.sources.freshness import source_freshness
+
+    labels = ["source_id", "kind"]
+    age = GaugeMetricFamily(
+        "ragline_source_seconds_since_success",
+        "Seconds since the source's last successful sync (absent: never synced).",
+        labels=labels,
+    )
+    pending = GaugeMetricFamily(
+        "ragline_source_pending_items",
+        "Event records of the source queued for a sync and not yet indexed.",
+        labels=labels,
+    )
+    failed = GaugeMetricFamily(
+        "ragline_source_failed_items", "Items of the source that failed to index.", labels=labels
+    )
+    for row in source_freshness(engine, tenant=None):
+        key = [row["id"], row["kind"]]
+        if row["seconds_since_success"] is not None:
+            age.add_metric(key, row["seconds_since_success"])
+        pending.add_metric(key, row["pending"])
+        failed.add_metric(key, row["failed_items"])
+    yield from (age, pending, failed)

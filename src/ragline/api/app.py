@@ -4,7 +4,8 @@
 
 On start it connects to the database (migrating it), starts loading the embedding
 model in the background (``/readyz`` says when it is loaded) and, without a broker,
-starts the in-process job runner. OpenAPI docs are at ``/docs``.
+starts the in-process job runner and the scheduler of source syncs (with a broker,
+Celery Beat schedules them). OpenAPI docs are at ``/docs``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from prometheus_client import CollectorRegistry
 from ragline.answer.service import Answerer, get_llm
 from ragline.api.deps import Services
 from ragline.api.middleware import ObserveMiddleware
-from ragline.api.routes import ask, documents, health, jobs, search
+from ragline.api.routes import ask, documents, health, jobs, search, sources
 from ragline.config import Settings
 from ragline.db.engine import get_engine
 from ragline.errors import (
@@ -47,6 +48,7 @@ from ragline.logs import ensure_logging, get_logger
 from ragline.metrics import DatabaseCollector
 from ragline.ratelimit import get_rate_limiter
 from ragline.search.hybrid import Searcher
+from ragline.sources.schedule import EmbeddedScheduler
 from ragline.uploads.filestore import get_filestore
 from ragline.uploads.service import UploadService
 
@@ -82,6 +84,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = get_engine(settings)
         runner: JobRunner | None = None
+        scheduler: EmbeddedScheduler | None = None
         dispatcher: Dispatcher
         if settings.broker_url:
             dispatcher = CeleryDispatcher(settings)
@@ -93,6 +96,8 @@ def create_app(settings: Settings) -> FastAPI:
             )
             runner.start()
             dispatcher = RunnerDispatcher(runner)
+            scheduler = EmbeddedScheduler(engine, dispatcher.dispatch, settings)
+            scheduler.start()
         query_embedder = LazyEmbedder(lambda: BatchingEmbedder(get_embedder(settings)))
         searcher = Searcher(engine, settings, query_embedder)
         app.state.services = Services(
@@ -117,6 +122,8 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
+            if scheduler is not None:
+                scheduler.stop()
             if runner is not None:
                 runner.stop()
 
@@ -127,7 +134,14 @@ def create_app(settings: Settings) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
     )
-    for router in (documents.router, jobs.router, search.router, ask.router, health.router):
+    for router in (
+        documents.router,
+        jobs.router,
+        sources.router,
+        search.router,
+        ask.router,
+        health.router,
+    ):
         app.include_router(router)
 
     @app.exception_handler(RaglineError)

@@ -195,3 +195,99 @@ class FeedbackOut(BaseModel):
 
 class FeedbackList(BaseModel):
     feedback: list[FeedbackOut]
+
+
+Environment = Literal["development", "staging", "production"]
+
+
+class SourceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Text = Field(max_length=100, examples=["news-articles"])
+    kind: Literal["sql", "confluence", "s3", "stream", "files"]
+    collection: Text = Field(max_length=200)
+    config: dict[str, Any] = Field(
+        description="The kind's connection settings; secrets only as *_env variable names."
+    )
+    profiles: dict[str, dict[str, int]] = Field(
+        default_factory=dict,
+        description='Chunking by content category: {"default": {"max_tokens": 300}, '
+        '"video": {"max_tokens": 600, "overlap_tokens": 40}}.',
+    )
+    schedule: Text | None = Field(
+        default=None, description="Cron for incremental syncs (5 fields, or 6 with seconds)."
+    )
+    full_schedule: Text | None = Field(
+        default=None, description="Cron for full syncs, which also find deleted items."
+    )
+    environments: list[Environment] = Field(
+        default_factory=lambda: list[Environment](("development", "staging", "production")),
+        description="Where this source may run (RAGLINE_ENV).",
+    )
+    enabled: bool = True
+
+
+class SourceOut(BaseModel):
+    id: str
+    name: str
+    kind: str
+    collection: str
+    config: dict[str, Any]
+    profiles: dict[str, Any]
+    schedule: str | None
+    full_schedule: str | None
+    environments: list[str]
+    enabled: bool
+    state: dict[str, Any] = Field(description="Where incremental syncs got to.")
+    next_run_at: str | None
+    next_full_at: str | None
+    created_at: str
+    updated_at: str
+
+
+class SourceList(BaseModel):
+    sources: list[SourceOut]
+
+
+class SyncIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    full: bool = Field(
+        default=False,
+        description="List everything (finding deleted items) instead of "
+        "taking the changes since the last sync.",
+    )
+
+
+class SyncQueued(BaseModel):
+    job_id: str | None = Field(description="None when the notification named nothing to sync.")
+    events: int | None = Field(default=None, description="Event records queued, for events.")
+
+
+class RunOut(BaseModel):
+    id: int
+    collection: str
+    source: str
+    source_id: str | None
+    source_name: str | None
+    job_id: str | None
+    trigger: str
+    mode: str
+    status: Literal["running", "succeeded", "failed"]
+    started_at: str
+    finished_at: str | None
+    added: int
+    updated: int
+    unchanged: int
+    deleted: int
+    failed: int
+    chunks: int
+    embedded: int = Field(description="Chunks the model embedded (others came from the cache).")
+    embedding_calls: int = Field(description="Requests made to the embedding model.")
+    seconds: float | None
+    errors: list[dict[str, Any]] = Field(description="Failed items with their reasons.")
+    warnings: list[str]
+
+
+class RunList(BaseModel):
+    runs: list[RunOut]

@@ -129,6 +129,8 @@ class Kind(Generic[C]):
     events: Callable[[Source, list[dict[str, Any]]], Changes] | None = None
     # Runs consumers of a queue or stream until stopped (change-event streams).
     consume: Callable[[C, SourceContext, ConsumeOptions], None] | None = None
+    # Messages waiting in the source's queue or stream (``ragline status``).
+    backlog: Callable[[C, SourceContext], int] | None = None
     # Whether list() can be scheduled at all (a stream has nothing to list).
     listable: bool = True
 

@@ -20,12 +20,13 @@ from sqlalchemy.engine import Engine
 
 from ragline.config import Settings
 from ragline.errors import ConfigurationError, NotFound
+from ragline.ingest.ledger import delete_documents, source_lock_key
 from ragline.ingest.sources.base import Changes, Source, SourceItem
 from ragline.jobs.store import Job, create_job
 from ragline.logs import get_logger
 from ragline.sources.kinds import Kind, Profiles, SourceContext, get_kind
 from ragline.sources.runs import job_runs, last_run_id
-from ragline.sources.store import SourceRecord, get_source, save_state
+from ragline.sources.store import SourceRecord, delete_source, get_source, save_state
 
 if TYPE_CHECKING:
     from ragline.jobs.dispatch import Dispatcher
@@ -36,10 +37,10 @@ log = get_logger(__name__)
 KIND = "sync_source"
 
 
-def build_source(
+def build_context(
     record: SourceRecord, settings: Settings, engine: Engine
-) -> tuple[Kind[Any], Any, Source]:
-    """The kind, validated configuration and connector of ``record``."""
+) -> tuple[Kind[Any], Any, SourceContext]:
+    """The kind, validated configuration and build context of ``record``."""
     kind = get_kind(record.kind)
     config = kind.validate(record.config)
     context = SourceContext(
@@ -51,6 +52,14 @@ def build_source(
         engine=engine,
         profiles=Profiles.parse(record.profiles),
     )
+    return kind, config, context
+
+
+def build_source(
+    record: SourceRecord, settings: Settings, engine: Engine
+) -> tuple[Kind[Any], Any, Source]:
+    """The kind, validated configuration and connector of ``record``."""
+    kind, config, context = build_context(record, settings, engine)
     return kind, config, kind.build(config, context)
 
 
@@ -113,6 +122,39 @@ def queue_sync(
     return create_job(
         conn, tenant=record.tenant, kind=KIND, payload=payload, max_attempts=max_attempts
     )
+
+
+def remove_source(engine: Engine, record: SourceRecord, *, keep_documents: bool) -> int:
+    """Remove a source's record and, unless ``keep_documents``, everything it indexed
+    (under its sync lock, so no run of it is halfway). Returns documents removed."""
+    removed = 0
+    with engine.begin() as conn:
+        key = source_lock_key(record.tenant, record.collection, record.ledger_name)
+        conn.execute(
+            sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
+        )
+        if not keep_documents:
+            ids = list(
+                conn.execute(
+                    sa.text(
+                        """
+                        SELECT id FROM documents
+                        WHERE tenant = :tenant AND collection = :collection
+                          AND source = :source AND status <> 'deleted'
+                        """
+                    ),
+                    {
+                        "tenant": record.tenant,
+                        "collection": record.collection,
+                        "source": record.ledger_name,
+                    },
+                ).scalars()
+            )
+            delete_documents(conn, ids)
+            removed = len(ids)
+        delete_source(conn, record.id)
+    log.info("source_removed", source=record.name, documents=removed)
+    return removed
 
 
 class EventChanges:
