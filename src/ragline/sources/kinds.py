@@ -21,7 +21,7 @@ import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ValidationError
@@ -30,7 +30,9 @@ from sqlalchemy.engine import Engine
 from ragline.config import Settings
 from ragline.errors import ConfigurationError
 from ragline.ingest.chunking import ChunkProfile
-from ragline.ingest.sources.base import Changes, Source
+
+if TYPE_CHECKING:
+    from ragline.ingest.sources.base import Changes, Source
 
 C = TypeVar("C", bound=BaseModel)
 
@@ -44,7 +46,10 @@ _MODULES = {
 }
 KIND_NAMES = tuple(_MODULES)
 
-_SECRET_KEY = re.compile(r"(password|passwd|secret|token|api_?key|credential)", re.IGNORECASE)
+# Keys that name a secret: "password", "access_token", "secret_access_key", "apikey"...
+_SECRET_KEY = re.compile(
+    r"(^|_)(password|passwd|pwd|secret|token|api_?key|credentials?)($|_)", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True, slots=True)
