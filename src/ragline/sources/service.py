@@ -165,6 +165,11 @@ class EventChanges:
         self.name = source.name
         self._changes = changes
 
+    def close(self) -> None:
+        close = getattr(self.source, "close", None)
+        if callable(close):
+            close()
+
     def list(self) -> Iterator[SourceItem]:
         return self.source.list()
 
@@ -227,6 +232,9 @@ def sync_source(executor: JobExecutor, job: Job) -> dict[str, Any]:
             },
         )
     finally:
+        close = getattr(source, "close", None)
+        if callable(close):
+            close()
         _report_runs(executor, job, after)
     if report.state is not None and not events:
         with engine.begin() as conn:
