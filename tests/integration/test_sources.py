@@ -182,6 +182,16 @@ def test_a_sync_waiting_to_start_is_not_queued_twice_and_two_syncs_never_overlap
     assert one.id == two.id
     full = enqueue_sync(clean_db, PollingDispatcher(), record, full=True, trigger="manual")
     assert full.id != one.id
+    # A burst of event notifications makes one sync of all their records.
+    first = enqueue_sync(
+        clean_db, PollingDispatcher(), record, full=False, trigger="event", events=[{"key": "a"}]
+    )
+    second = enqueue_sync(
+        clean_db, PollingDispatcher(), record, full=False, trigger="event", events=[{"key": "b"}]
+    )
+    assert first.id == second.id
+    assert first.id not in (one.id, full.id)
+    assert second.payload["events"] == [{"key": "a"}, {"key": "b"}]
 
     # While one sync holds the source's lock, another attempt is put back to retry.
     from ragline.ingest.ledger import source_lock_key

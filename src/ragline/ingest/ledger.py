@@ -219,13 +219,15 @@ class Ledger:
                 row = conn.execute(
                     sa.text(
                         """
-                        SELECT id, status, source_modified FROM documents
+                        SELECT id, status, source, source_modified FROM documents
                         WHERE tenant = :tenant AND collection = :collection AND doc_id = :doc_id
                         FOR UPDATE
                         """
                     ),
                     {"tenant": self.tenant, "collection": self.collection, "doc_id": doc_id},
                 ).first()
+                if row is not None and row.source != self.source:
+                    continue  # another source's document of the same id
                 if only_if_newer and when is not None:
                     if row is None:
                         self._tombstone(conn, doc_id, when)

@@ -11,6 +11,7 @@ source runs only in the environments (``RAGLINE_ENV``) its record names.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -22,7 +23,7 @@ from ragline.config import Settings
 from ragline.errors import ConfigurationError, NotFound
 from ragline.ingest.ledger import delete_documents, source_lock_key
 from ragline.ingest.sources.base import Changes, Source, SourceItem
-from ragline.jobs.store import Job, create_job
+from ragline.jobs.store import Job, create_job, get_job
 from ragline.logs import get_logger
 from ragline.sources.kinds import Kind, Profiles, SourceContext, get_kind
 from ragline.sources.runs import job_runs, last_run_id
@@ -92,30 +93,49 @@ def queue_sync(
     events: list[dict[str, Any]] | None = None,
     max_attempts: int = 5,
 ) -> Job:
-    """``enqueue_sync``'s insert, in the caller's transaction (dispatch after commit)."""
-    if not events:
-        conn.execute(
-            sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-            {"key": f"enqueue:{record.id}"},
-        )
-        waiting = conn.execute(
-            sa.text(
-                """
-                SELECT id FROM jobs
-                WHERE kind = :kind AND tenant = :tenant AND status IN ('queued', 'retrying')
-                  AND payload->>'source_id' = :source_id
-                  AND (payload->>'full')::boolean = :full AND NOT payload ? 'events'
-                ORDER BY created_at LIMIT 1
-                """
-            ),
-            {"kind": KIND, "tenant": record.tenant, "source_id": str(record.id), "full": full},
-        ).scalar()
-        if waiting is not None:
-            from ragline.jobs.store import get_job
+    """``enqueue_sync``'s insert, in the caller's transaction (dispatch after commit).
 
-            existing = get_job(conn, waiting)
-            assert existing is not None
-            return existing
+    Event records join those of an event sync of the source still waiting to start,
+    so that a burst of notifications makes one sync rather than many competing for
+    the source's lock."""
+    conn.execute(
+        sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+        {"key": f"enqueue:{record.id}"},
+    )
+    waiting = conn.execute(
+        sa.text(
+            """
+            SELECT id FROM jobs
+            WHERE kind = :kind AND tenant = :tenant AND status = 'queued'
+              AND payload->>'source_id' = :source_id
+              AND (payload->>'full')::boolean = :full AND (payload ? 'events') = :events
+            ORDER BY created_at LIMIT 1
+            FOR UPDATE
+            """
+        ),
+        {
+            "kind": KIND,
+            "tenant": record.tenant,
+            "source_id": str(record.id),
+            "full": full,
+            "events": bool(events),
+        },
+    ).scalar()
+    if waiting is not None:
+        if events:
+            conn.execute(
+                sa.text(
+                    """
+                    UPDATE jobs SET payload = jsonb_set(payload, '{events}',
+                        payload->'events' || CAST(:events AS jsonb)), updated_at = now()
+                    WHERE id = :id
+                    """
+                ),
+                {"id": waiting, "events": json.dumps(events)},
+            )
+        existing = get_job(conn, waiting)
+        assert existing is not None
+        return existing
     payload: dict[str, Any] = {"source_id": str(record.id), "full": full, "trigger": trigger}
     if events:
         payload["events"] = events
