@@ -136,8 +136,14 @@ class Ledger:
             and item.modified < entry.source_modified
         )
 
-    def touch(self, entry: LedgerEntry, item: SourceItem) -> None:
-        """Record that an unchanged item was seen (its etag may have moved)."""
+    def touch(self, entry: LedgerEntry, item: SourceItem, *, only_if_newer: bool = False) -> None:
+        """Record that an unchanged item was seen (its etag may have moved). With
+        ``only_if_newer``, a version older than the one recorded changes nothing."""
+        newer = (
+            " AND (source_modified IS NULL OR source_modified <= :modified)"
+            if only_if_newer
+            else ""
+        )
         with self.engine.begin() as conn:
             conn.execute(
                 sa.text(
@@ -147,6 +153,7 @@ class Ledger:
                         source = :source, last_synced_at = now()
                     WHERE id = :id
                     """
+                    + newer
                 ),
                 {
                     "id": entry.id,
@@ -211,49 +218,65 @@ class Ledger:
 
         With ``only_if_newer``, a deletion older than the version indexed is ignored,
         and a deletion of a document not yet seen leaves a tombstone with its time, so
-        that a late, older creation does not bring it back.
+        that a late, older creation does not bring it back. Each document is removed
+        in a transaction of its own: concurrent consumers never wait on one another's
+        batches.
         """
         removed: list[str] = []
-        with self.engine.begin() as conn:
-            for doc_id, when in sorted(deleted.items()):
-                row = conn.execute(
-                    sa.text(
-                        """
-                        SELECT id, status, source, source_modified FROM documents
-                        WHERE tenant = :tenant AND collection = :collection AND doc_id = :doc_id
-                        FOR UPDATE
-                        """
-                    ),
-                    {"tenant": self.tenant, "collection": self.collection, "doc_id": doc_id},
-                ).first()
-                if row is not None and row.source != self.source:
-                    continue  # another source's document of the same id
-                if only_if_newer and when is not None:
-                    if row is None:
-                        self._tombstone(conn, doc_id, when)
-                        continue
-                    if row.source_modified is not None and when < row.source_modified:
-                        continue
-                if row is None:
-                    continue
-                if row.status != DocStatus.DELETED.value:
-                    delete_documents(conn, [row.id])
+        for doc_id, when in sorted(deleted.items()):
+            with self.engine.begin() as conn:
+                if self._delete_one(conn, doc_id, when, only_if_newer=only_if_newer):
                     removed.append(doc_id)
-                if when is not None:
-                    conn.execute(
-                        sa.text("UPDATE documents SET source_modified = :when WHERE id = :id"),
-                        {"when": when, "id": row.id},
-                    )
         return removed
 
-    def _tombstone(self, conn: sa.Connection, doc_id: str, when: dt.datetime) -> None:
-        conn.execute(
+    def _delete_one(
+        self, conn: sa.Connection, doc_id: str, when: dt.datetime | None, *, only_if_newer: bool
+    ) -> bool:
+        key = {"tenant": self.tenant, "collection": self.collection, "doc_id": doc_id}
+        for _ in range(2):
+            row = conn.execute(
+                sa.text(
+                    """
+                    SELECT id, status, source, source_modified FROM documents
+                    WHERE tenant = :tenant AND collection = :collection AND doc_id = :doc_id
+                    FOR UPDATE
+                    """
+                ),
+                key,
+            ).first()
+            if row is None:
+                if only_if_newer and when is not None and not self._tombstone(conn, doc_id, when):
+                    continue  # created meanwhile: look at it again
+                return False
+            if row.source != self.source:
+                return False  # another source's document of the same id
+            older = (
+                row.source_modified is not None and when is not None and when < row.source_modified
+            )
+            if only_if_newer and older:
+                return False
+            gone = bool(row.status != DocStatus.DELETED.value)
+            if gone:
+                delete_documents(conn, [row.id])
+            if when is not None:
+                conn.execute(
+                    sa.text("UPDATE documents SET source_modified = :when WHERE id = :id"),
+                    {"when": when, "id": row.id},
+                )
+            return gone
+        return False
+
+    def _tombstone(self, conn: sa.Connection, doc_id: str, when: dt.datetime) -> bool:
+        """Record that ``doc_id`` was deleted at ``when`` before it was ever seen; False
+        when a row for it appeared meanwhile."""
+        inserted = conn.execute(
             sa.text(
                 """
                 INSERT INTO documents (tenant, collection, doc_id, source, uri,
                                        source_modified, status)
                 VALUES (:tenant, :collection, :doc_id, :source, '', :when, 'deleted')
                 ON CONFLICT (tenant, collection, doc_id) DO NOTHING
+                RETURNING id
                 """
             ),
             {
@@ -263,7 +286,8 @@ class Ledger:
                 "source": self.source,
                 "when": when,
             },
-        )
+        ).first()
+        return inserted is not None
 
 
 def source_lock_key(tenant: str, collection: str, source: str) -> str:

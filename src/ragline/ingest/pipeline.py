@@ -273,7 +273,7 @@ class Pipeline:
             if monotonic and ledger.stale(entry, item):
                 done(item, _Result(Outcome.UNCHANGED))
                 continue
-            step = self._prepare(source, item, entry, ledger, report)
+            step = self._prepare(source, item, entry, ledger, report, monotonic=monotonic)
             if isinstance(step, _Result):
                 done(item, step)
                 continue
@@ -291,6 +291,8 @@ class Pipeline:
         entry: LedgerEntry | None,
         ledger: Ledger,
         report: SyncReport,
+        *,
+        monotonic: bool = False,
     ) -> _Result | _Prepared:
         """Decide what to do with ``item``; parse and chunk it when it must be indexed."""
         if ledger.unchanged_by_etag(entry, item):
@@ -311,7 +313,7 @@ class Pipeline:
             digest = sha256_of(document.iter_text())
             if ledger.unchanged_by_hash(entry, item, digest):
                 assert entry is not None
-                ledger.touch(entry, item)
+                ledger.touch(entry, item, only_if_newer=monotonic)
                 return _Result(Outcome.UNCHANGED)
             chunks = self.chunker.split(document, item.profile)
             head = list(islice(chunks, self.settings.write_batch_size + 1))
