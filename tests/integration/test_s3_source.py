@@ -32,6 +32,7 @@ from ragline.sources.kinds import ConsumeOptions, Profiles, SourceContext
 from ragline.sources.service import build_source, enqueue_sync
 from ragline.sources.store import SourceRecord
 from tests.integration.s3_server import REGION, moto_server, s3_client
+from tests.integration.service import client_for, serve_in_thread
 from tests.integration.sources_util import add_source, run_job, sync_now
 from tests.integration.test_api import make_pdf
 
@@ -631,3 +632,58 @@ def test_listing_pages_and_the_size_limit(s3: S3Client, bucket: str, s3_endpoint
         source.read(gone)
     assert not isinstance(raised.value, SourceUnavailable)
     assert source.head("docs/nothing.md") is None
+
+
+def test_the_webhook_takes_notifications_over_http_and_the_object_is_searchable(
+    settings: Settings, clean_db: Engine, s3: S3Client, bucket: str, s3_endpoint: str
+) -> None:
+    fast = settings.model_copy(update={"rate_limit_burst": 10_000})
+    with serve_in_thread(fast) as url:
+        admin = client_for(url, clean_db, "acme", "admin")
+        writer = client_for(url, clean_db, "acme", "writer")
+        reader = client_for(url, clean_db, "acme", "reader")
+        created = admin.post(
+            "/v1/sources",
+            json={
+                "name": "handbooks",
+                "kind": "s3",
+                "collection": "handbooks",
+                "config": s3_config(bucket, s3_endpoint),
+                "schedule": "0 3 * * *",
+            },
+        )
+        assert created.status_code == 201, created.text
+        source_id = created.json()["id"]
+        s3.put_object(Bucket=bucket, Key=PDF_KEY, Body=make_pdf(PDF_TEXT))
+
+        assert reader.post(f"/v1/sources/{source_id}/events", json={}).status_code == 403
+        bad = writer.post(f"/v1/sources/{source_id}/events", json={"Records": [{"s3": {}}]})
+        assert bad.status_code == 422
+        assert "Records.0" in bad.json()["detail"]
+        elsewhere = writer.post(
+            f"/v1/sources/{source_id}/events", json=notification("another-bucket", PDF_KEY)
+        )
+        assert elsewhere.json() == {"job_id": None, "events": 0}
+
+        queued = writer.post(f"/v1/sources/{source_id}/events", json=notification(bucket, PDF_KEY))
+        assert queued.status_code == 202, queued.text
+        assert queued.json()["events"] == 1
+        job = writer.wait_job(queued.json()["job_id"])
+        assert job["status"] == "succeeded", job["error"]
+        assert job["result"]["added"] == 1
+        hits = writer.search(PDF_QUERY, filters={"collection": "handbooks"})
+        assert hits[0]["document_id"] == PDF_KEY
+        assert hits[0]["uri"] == f"s3://{bucket}/{PDF_KEY}"
+
+        s3.delete_object(Bucket=bucket, Key=PDF_KEY)
+        removed = writer.post(
+            f"/v1/sources/{source_id}/events",
+            json=notification(
+                bucket, PDF_KEY, "ObjectRemoved:Delete", sequencer="0062E99A88DC407461"
+            ),
+        )
+        assert writer.wait_job(removed.json()["job_id"])["result"]["deleted"] == 1
+        assert PDF_KEY not in {
+            hit["document_id"]
+            for hit in writer.search(PDF_QUERY, filters={"collection": "handbooks"})
+        }
