@@ -840,3 +840,36 @@ def test_decoding(source: StreamSource) -> None:
 
     with pytest.raises(MalformedEvent, match="unknown category"):
         source.decode(envelope("c", "videos", BASE_MS, after=post))
+
+
+def test_the_backlog_counts_the_events_waiting_for_the_consumers(
+    clean_db: Engine,
+    settings: Settings,
+    amqp_queue: str,
+    redis_stream: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert KIND.backlog is not None
+    monkeypatch.setenv("RAGLINE_TEST_CDC_URL", AMQP_URL)
+    rabbit = add_source(clean_db, "rabbit-backlog", rabbit_config(amqp_queue))
+    messages = make_corpus(3, docs=2, versions=2, duplicates=0, malformed=0).messages
+    publish(amqp_queue, messages)
+    waiting = KIND.backlog(KIND.validate(rabbit.config), context_for(rabbit, settings, clean_db))
+    assert waiting == len(messages)
+
+    client = redis.Redis.from_url(REDIS_URL)
+    for n in range(3):
+        client.xadd(redis_stream, {"value": b"{}", "n": str(n).encode()})
+    client.xgroup_create(redis_stream, "indexer", id="0")
+    client.xreadgroup("indexer", "a-consumer", {redis_stream: ">"}, count=1)
+    client.close()
+    config = {
+        "transport": "redis",
+        "url": REDIS_URL,
+        "stream": redis_stream,
+        "group": "indexer",
+        "categories": CATEGORIES,
+    }
+    stream = add_source(clean_db, "redis-backlog", config)
+    # Two entries not yet delivered to the group, one delivered and not acknowledged.
+    assert KIND.backlog(KIND.validate(stream.config), context_for(stream, settings, clean_db)) == 3

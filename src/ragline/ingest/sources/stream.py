@@ -366,6 +366,7 @@ def _consume(config: StreamConfig, context: SourceContext, options: ConsumeOptio
 
 
 def _kind() -> Kind[StreamConfig]:
+    from ragline.ingest.sources.stream_transports import backlog
     from ragline.sources.kinds import Kind
 
     return Kind(
@@ -374,6 +375,7 @@ def _kind() -> Kind[StreamConfig]:
         build=_build,
         summary="Change events (Debezium) from a RabbitMQ queue or a Redis stream.",
         consume=_consume,
+        backlog=backlog,
         listable=False,
     )
 

@@ -93,6 +93,30 @@ def open_transport(config: StreamConfig, context: SourceContext, number: int) ->
     )
 
 
+def backlog(config: StreamConfig, context: SourceContext) -> int:
+    """Events waiting for the consumers: messages ready or unacknowledged in the queue
+    (RabbitMQ), or entries not yet delivered to the group plus those pending (Redis)."""
+    url = config.url or secret(config.url_env, f"stream source {context.name}")
+    assert url is not None
+    try:
+        if config.transport == "rabbitmq":
+            with Connection(url, connect_timeout=5) as connection:
+                channel = cast("Any", connection.channel())
+                declared = channel.queue_declare(queue=config.channel, passive=True)
+                return int(declared.message_count)
+        client: redis.Redis = redis.Redis.from_url(url, socket_connect_timeout=5)
+        try:
+            for group in client.xinfo_groups(config.channel):
+                name = group["name"]
+                if (name.decode() if isinstance(name, bytes) else name) == config.group:
+                    return int(group.get("lag") or 0) + int(group["pending"])
+            return int(client.xlen(config.channel))
+        finally:
+            client.close()
+    except (OSError, amqp.exceptions.AMQPError, redis.exceptions.RedisError) as e:
+        raise SourceUnavailable(f"cannot count the events waiting for {context.name}: {e}") from e
+
+
 def recoverable(error: BaseException) -> bool:
     """Whether ``error`` is a lost or refused connection that reconnecting may cure
     (not a refused login, a missing queue or a bad configuration)."""
