@@ -4,13 +4,10 @@ S3-compatible server, moto, started by the tests)."""
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
-import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -22,33 +19,16 @@ from ragline.jobs.tasks import JobExecutor
 from ragline.uploads.filestore import FileStore, LocalFileStore, get_filestore
 from ragline.uploads.s3 import S3FileStore
 from ragline.uploads.service import UploadService
-from tests.integration.service import client_for, free_port, serve_in_thread, wait_for
+from tests.integration.s3_server import moto_server
+from tests.integration.service import client_for, free_port, serve_in_thread
 
 BUCKET = "ragline-uploads"
 
 
 @pytest.fixture(scope="module")
 def s3_endpoint() -> Iterator[str]:
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(url, timeout=1).status_code < 500
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_for(up, timeout=30, what="the S3 server")
+    with moto_server() as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 @pytest.fixture

@@ -28,8 +28,8 @@ from ragline.jobs.dispatch import PollingDispatcher
 from ragline.jobs.store import Job, get_job
 from ragline.jobs.tasks import JobExecutor
 from ragline.search.hybrid import Searcher
-from ragline.sources.kinds import ConsumeOptions, Profiles, SourceContext
-from ragline.sources.service import build_source, enqueue_sync
+from ragline.sources.kinds import ConsumeOptions, SourceContext
+from ragline.sources.service import build_context, build_source, enqueue_sync
 from ragline.sources.store import SourceRecord
 from tests.integration.s3_server import REGION, moto_server, s3_client
 from tests.integration.service import client_for, serve_in_thread
@@ -452,16 +452,8 @@ def consuming(
     record = add_source(
         clean_db, name="handbooks", kind="s3", collection="handbooks", config=config
     )
-    context = SourceContext(
-        name=record.ledger_name,
-        source_id=record.id,
-        tenant=record.tenant,
-        collection=record.collection,
-        settings=settings,
-        engine=clean_db,
-        profiles=Profiles(),
-    )
-    return record, KIND.validate(config), context
+    _, validated, context = build_context(record, settings, clean_db)
+    return record, validated, context
 
 
 def publish(queue: str, *bodies: bytes) -> None:

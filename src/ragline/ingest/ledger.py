@@ -63,6 +63,13 @@ class Ledger:
 
     def load(self) -> dict[str, LedgerEntry]:
         """Every ledger row of this collection, by document id."""
+        return self._entries("")
+
+    def load_some(self, doc_ids: list[str]) -> dict[str, LedgerEntry]:
+        """The ledger rows of some documents of this collection, by document id."""
+        return self._entries(" AND doc_id = ANY(:doc_ids)", doc_ids=doc_ids)
+
+    def _entries(self, where: str, **params: object) -> dict[str, LedgerEntry]:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.text(
@@ -71,8 +78,9 @@ class Ledger:
                            pipeline_version, chunk_count, source_modified
                     FROM documents WHERE tenant = :tenant AND collection = :collection
                     """
+                    + where
                 ),
-                {"tenant": self.tenant, "collection": self.collection},
+                {"tenant": self.tenant, "collection": self.collection, **params},
             ).mappings()
             return {
                 row["doc_id"]: LedgerEntry(**{**row, "status": DocStatus(row["status"])})
@@ -85,25 +93,6 @@ class Ledger:
         if item.profile is None:
             return self.pipeline_version
         return sha256_text(f"{self.pipeline_version}|{item.profile.fingerprint()}")[:16]
-
-    def load_some(self, doc_ids: list[str]) -> dict[str, LedgerEntry]:
-        """The ledger rows of some documents of this collection, by document id."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.text(
-                    """
-                    SELECT id, doc_id, source, status, sha256, etag, embedding_model,
-                           pipeline_version, chunk_count, source_modified
-                    FROM documents WHERE tenant = :tenant AND collection = :collection
-                      AND doc_id = ANY(:doc_ids)
-                    """
-                ),
-                {"tenant": self.tenant, "collection": self.collection, "doc_ids": doc_ids},
-            ).mappings()
-            return {
-                row["doc_id"]: LedgerEntry(**{**row, "status": DocStatus(row["status"])})
-                for row in rows
-            }
 
     def current(self, entry: LedgerEntry | None, item: SourceItem) -> bool:
         """Whether ``entry`` is active and was indexed the way this run would index it."""

@@ -3,20 +3,19 @@
 ragline ingest docs/ --collection handbook
 ragline search "how do I calibrate the oxygen sensor" --k 5
 ragline status --json
+
+The commands of configured sources are in ``sources``; what commands share is in
+``base``.
 """
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -28,54 +27,23 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from ragline.config import SearchMode, Settings, get_settings
+from ragline.cli.base import (
+    JsonOption,
+    app,
+    db_app,
+    err,
+    eval_app,
+    friendly_errors,
+    keys_app,
+    load_settings,
+    out,
+    print_freshness,
+    print_json,
+    shorten,
+)
+from ragline.config import SearchMode, Settings
 from ragline.domain import Outcome, SyncReport
-from ragline.errors import ConfigurationError, RaglineError
-from ragline.logs import configure_logging
-
-app = typer.Typer(
-    name="ragline",
-    help="Keep a knowledge base fresh in PostgreSQL + pgvector, and search it.",
-    no_args_is_help=True,
-    add_completion=False,
-)
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-app.add_typer(db_app, name="db")
-eval_app = typer.Typer(help="Measure retrieval quality.", no_args_is_help=True)
-app.add_typer(eval_app, name="eval")
-keys_app = typer.Typer(help="API keys of the HTTP API.", no_args_is_help=True)
-app.add_typer(keys_app, name="keys")
-sources_app = typer.Typer(
-    help="Configured sources: SQL tables, Confluence spaces, S3 buckets, event streams.",
-    no_args_is_help=True,
-)
-app.add_typer(sources_app, name="sources")
-
-out = Console()
-err = Console(stderr=True)
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-
-
-def _settings() -> Settings:
-    settings = get_settings()
-    configure_logging(settings)
-    return settings
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Turn ragline's errors into a one-line message and exit status 1."""
-    try:
-        yield
-    except RaglineError as e:
-        err.print(f"[bold red]error:[/] {e}", highlight=False)
-        raise typer.Exit(1) from e
-
-
-def _print_json(value: Any) -> None:
-    """JSON on stdout, unwrapped and uncoloured, for scripts."""
-    typer.echo(json.dumps(value, indent=2, ensure_ascii=False))
+from ragline.errors import ConfigurationError
 
 
 def _progress(*, disable: bool) -> Progress:
@@ -125,8 +93,8 @@ def ingest(
     from ragline.ingest.pipeline import Pipeline
     from ragline.ingest.sources import FileSource
 
-    settings = _settings()
-    with _errors():
+    settings = load_settings()
+    with friendly_errors():
         missing = [str(p) for p in paths if not p.exists()]
         if missing:
             raise typer.BadParameter(f"no such file or folder: {', '.join(missing)}")
@@ -140,7 +108,7 @@ def ingest(
                 bar = _Bar(progress, f"Ingesting {path}")
                 report.merge(pipeline.sync(source, collection=collection, progress=bar))
     if as_json:
-        _print_json(report.as_dict())
+        print_json(report.as_dict())
         return
     _print_report(report)
 
@@ -186,8 +154,8 @@ def search(
     from ragline.search.filters import parse_filters
     from ragline.search.hybrid import Searcher
 
-    settings = _settings()
-    with _errors():
+    settings = load_settings()
+    with friendly_errors():
         if mode not in (None, "dense", "lexical", "hybrid"):
             raise typer.BadParameter("--mode must be dense, lexical or hybrid")
         search_filter = parse_filters(filters or [])
@@ -203,7 +171,7 @@ def search(
         hits = searcher.search(query, k=k, mode=search_mode, search_filter=search_filter)
     if as_json:
         keys = ("doc_id", "chunk_id", "score", "title", "section", "text", "source", "collection")
-        _print_json([{key: hit.as_dict()[key] for key in keys} for hit in hits])
+        print_json([{key: hit.as_dict()[key] for key in keys} for hit in hits])
         return
     if not hits:
         out.print("No results. Try other words, another --mode, or fewer filters.")
@@ -233,8 +201,8 @@ def ask(
     from ragline.answer.service import Answerer
     from ragline.search.filters import parse_filters
 
-    settings = _settings()
-    with _errors():
+    settings = load_settings()
+    with friendly_errors():
         search_filter = parse_filters(filters or [])
         answerer = Answerer.from_settings(settings)
         stream = answerer.stream(
@@ -261,7 +229,7 @@ def ask(
                 elif event.kind == "done":
                     done = event.data
     if as_json:
-        _print_json(done)
+        print_json(done)
         return
     answer = done
     if streamed:
@@ -297,15 +265,15 @@ def status(as_json: JsonOption = False) -> None:
     from ragline.db.engine import get_engine
     from ragline.sources.freshness import source_freshness
 
-    settings = _settings()
-    with _errors():
+    settings = load_settings()
+    with friendly_errors():
         engine = get_engine(settings)
         info = index_status(engine, settings.tenant)
         info["sources"] = source_freshness(
             engine, tenant=settings.tenant, settings=settings, with_backlog=True
         )
     if as_json:
-        _print_json(info)
+        print_json(info)
         return
     docs = info["documents"]
     out.print(
@@ -321,7 +289,7 @@ def status(as_json: JsonOption = False) -> None:
         for row in info["failed"]:
             out.print(f"  {row['collection']}/{row['doc_id']}: {row['reason']}", highlight=False)
     if info["sources"]:
-        _print_freshness(info["sources"])
+        print_freshness(info["sources"])
     if info["runs"]:
         table = Table(
             "run", "started", "source", "status", "+", "~", "=", "-", "!", "embedded", "s"
@@ -330,17 +298,13 @@ def status(as_json: JsonOption = False) -> None:
             table.add_row(
                 str(run["id"]),
                 run["started_at"][:19],
-                _short(run["source"]),
+                shorten(run["source"]),
                 run["status"],
                 *(str(run[key]) for key in ("added", "updated", "unchanged", "deleted", "failed")),
                 str(run["embedded"]),
                 f"{run['seconds']:.1f}" if run["seconds"] is not None else "",
             )
         out.print(table)
-
-
-def _short(text: str, width: int = 48) -> str:
-    return text if len(text) <= width else "…" + text[-(width - 1) :]
 
 
 @eval_app.command("retrieval")
@@ -360,7 +324,7 @@ def eval_retrieval(
     from ragline.ingest.pipeline import Pipeline
     from ragline.search.hybrid import Searcher
 
-    settings = _settings()
+    settings = load_settings()
     modes: tuple[SearchMode, ...]
     if mode == "all":
         modes = ("lexical", "dense", "hybrid")
@@ -368,7 +332,7 @@ def eval_retrieval(
         modes = (mode,)  # type: ignore[assignment]
     else:
         raise typer.BadParameter("--mode must be dense, lexical, hybrid or all")
-    with _errors():
+    with friendly_errors():
         dataset = BeirDataset(beir)
         queries = len(dataset.queries(split))
         with err.status("Starting the database and loading the embedding model…"):
@@ -392,7 +356,7 @@ def eval_retrieval(
                 on_query=advance,
             )
     if as_json:
-        _print_json(result.as_dict())
+        print_json(result.as_dict())
         return
     ingest = result.ingest
     out.print(
@@ -423,8 +387,8 @@ def db_upgrade() -> None:
     from ragline.db.engine import get_engine
     from ragline.db.migrate import current_revision
 
-    settings = _settings()
-    with _errors():
+    settings = load_settings()
+    with friendly_errors():
         engine = get_engine(settings)
         with engine.connect() as conn:
             revision = current_revision(conn)
@@ -443,8 +407,8 @@ def serve(
 
     from ragline.api.app import create_app
 
-    settings = _settings()
-    with _errors():
+    settings = load_settings()
+    with friendly_errors():
         application = create_app(settings)
         uvicorn.run(
             application,
@@ -466,8 +430,8 @@ def worker(
     """Run a Celery worker for background jobs (needs RAGLINE_BROKER_URL)."""
     from ragline.jobs.celery_app import create_celery
 
-    settings = _settings()
-    with _errors():
+    settings = load_settings()
+    with friendly_errors():
         if not settings.broker_url:
             raise ConfigurationError(
                 "set RAGLINE_BROKER_URL (redis://... or amqp://...) to run a worker; "
@@ -486,368 +450,6 @@ def worker(
         )
 
 
-def _json_option(value: str, what: str) -> dict[str, Any]:
-    """A JSON object given inline or as @path/to/file.json."""
-    text = value
-    if value.startswith("@"):
-        try:
-            text = Path(value[1:]).read_text()
-        except OSError as e:
-            raise typer.BadParameter(f"{what}: cannot read {value[1:]}: {e.strerror}") from e
-    try:
-        parsed = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise typer.BadParameter(f"{what} is not valid JSON: {e}") from e
-    if not isinstance(parsed, dict):
-        raise typer.BadParameter(f"{what} must be a JSON object")
-    return parsed
-
-
-@sources_app.command("add")
-def sources_add(
-    name: Annotated[str, typer.Argument(help="A name unique in the tenant.")],
-    kind: Annotated[str, typer.Option(help="sql, confluence, s3, stream or files.")],
-    config: Annotated[
-        str,
-        typer.Option(
-            help="Connection settings as JSON, or @file.json; secrets only as *_env names "
-            "of environment variables."
-        ),
-    ],
-    collection: Annotated[str, typer.Option(help="Collection to index into.")] = "default",
-    schedule: Annotated[
-        str | None, typer.Option(help="Cron of incremental syncs, e.g. '*/15 * * * *'.")
-    ] = None,
-    full_schedule: Annotated[
-        str | None, typer.Option(help="Cron of full syncs, which also find deleted items.")
-    ] = None,
-    profiles: Annotated[
-        str | None,
-        typer.Option(help='Chunking by category as JSON: \'{"video": {"max_tokens": 600}}\'.'),
-    ] = None,
-    env: Annotated[
-        list[str] | None,
-        typer.Option(help="Environment it may run in (repeatable); default: all."),
-    ] = None,
-    disabled: Annotated[bool, typer.Option(help="Add it without scheduling it.")] = False,
-    as_json: JsonOption = False,
-) -> None:
-    """Configure a source; `ragline sync NAME` then syncs it."""
-    from ragline.db.engine import get_engine
-    from ragline.db.tenancy import tenant_scope
-    from ragline.sources.store import ENVIRONMENTS, SourceSpec, create_source
-
-    settings = _settings()
-    spec = SourceSpec(
-        name=name,
-        kind=kind,
-        collection=collection,
-        config=_json_option(config, "--config"),
-        profiles=_json_option(profiles, "--profiles") if profiles else {},
-        schedule=schedule,
-        full_schedule=full_schedule,
-        environments=tuple(env) if env else ENVIRONMENTS,
-        enabled=not disabled,
-    )
-    with _errors():
-        engine = get_engine(settings)
-        with tenant_scope(engine, settings.tenant) as conn:
-            record = create_source(conn, tenant=settings.tenant, spec=spec)
-    if as_json:
-        _print_json(record.as_dict())
-        return
-    out.print(f"added source [bold]{record.name}[/] ({record.kind}) id {record.id}")
-
-
-@sources_app.command("list")
-def sources_list(as_json: JsonOption = False) -> None:
-    """The configured sources with their schedules and freshness."""
-    from ragline.db.engine import get_engine
-    from ragline.sources.freshness import source_freshness
-
-    settings = _settings()
-    with _errors():
-        rows = source_freshness(get_engine(settings), tenant=settings.tenant)
-    if as_json:
-        _print_json(rows)
-        return
-    _print_freshness(rows)
-
-
-def _print_freshness(rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        out.print("no sources configured: `ragline sources add NAME --kind ...` adds one")
-        return
-    table = Table(
-        "source",
-        "kind",
-        "collection",
-        "schedule",
-        "last success",
-        "docs",
-        "pending",
-        "failed",
-        "last run",
-    )
-    for row in rows:
-        age = row["seconds_since_success"]
-        table.add_row(
-            row["name"] + ("" if row["enabled"] else " (disabled)"),
-            row["kind"],
-            row["collection"],
-            row["schedule"] or "",
-            _age(age) if age is not None else "never",
-            str(row["documents"]),
-            str(row["pending"]),
-            str(row["failed_items"]),
-            row["last_status"] or "",
-        )
-    out.print(table)
-
-
-def _age(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.1f} {unit} ago"
-    return f"{seconds:.0f} s ago"
-
-
-@sources_app.command("show")
-def sources_show(
-    name: Annotated[str, typer.Argument(help="Name or id.")], as_json: JsonOption = False
-) -> None:
-    """A source's configuration, schedule and saved position."""
-    from ragline.db.engine import get_engine
-    from ragline.db.tenancy import tenant_scope
-    from ragline.sources.store import get_source
-
-    settings = _settings()
-    with _errors(), tenant_scope(get_engine(settings), settings.tenant) as conn:
-        record = get_source(conn, name)
-    _print_json(record.as_dict()) if as_json else out.print_json(data=record.as_dict())
-
-
-@sources_app.command("remove")
-def sources_remove(
-    name: Annotated[str, typer.Argument(help="Name or id.")],
-    keep_documents: Annotated[bool, typer.Option(help="Keep what it indexed searchable.")] = False,
-    as_json: JsonOption = False,
-) -> None:
-    """Remove a source and (unless --keep-documents) everything it indexed."""
-    from ragline.db.engine import get_engine
-    from ragline.db.tenancy import tenant_scope
-    from ragline.sources.service import remove_source
-    from ragline.sources.store import get_source
-
-    settings = _settings()
-    with _errors():
-        engine = get_engine(settings)
-        with tenant_scope(engine, settings.tenant) as conn:
-            record = get_source(conn, name)
-        removed = remove_source(engine, record, keep_documents=keep_documents)
-    if as_json:
-        _print_json({"removed": record.name, "documents_removed": removed})
-        return
-    out.print(f"removed source [bold]{record.name}[/] and {removed} of its documents")
-
-
-@app.command()
-def sync(
-    name: Annotated[str, typer.Argument(help="A configured source (name or id).")],
-    full: Annotated[
-        bool, typer.Option("--full", help="List everything; finds deleted items.")
-    ] = False,
-    wait: Annotated[bool, typer.Option(help="With a broker: wait for the job to finish.")] = True,
-    as_json: JsonOption = False,
-) -> None:
-    """Sync a configured source now. Without a broker the job runs in this process
-    (with a progress bar); with one, a worker runs it."""
-    import time
-
-    from ragline.db.engine import get_engine
-    from ragline.db.tenancy import tenant_scope
-    from ragline.jobs.dispatch import dispatcher_for
-    from ragline.jobs.store import get_job
-    from ragline.jobs.tasks import JobExecutor
-    from ragline.sources.service import enqueue_sync
-    from ragline.sources.store import get_source
-
-    settings = _settings()
-    with _errors():
-        engine = get_engine(settings)
-        with tenant_scope(engine, settings.tenant) as conn:
-            record = get_source(conn, name)
-        job = enqueue_sync(
-            engine,
-            dispatcher_for(settings),
-            record,
-            full=full,
-            trigger="manual",
-            max_attempts=settings.job_max_attempts,
-        )
-        if not settings.broker_url:
-            executor = JobExecutor(settings, engine)
-            with err.status(f"Syncing {record.name}…"):
-                while (delay := executor.execute_id(job.id, worker="cli")) is not None:
-                    time.sleep(delay)
-        elif wait:
-            with err.status(f"Waiting for a worker to sync {record.name} (job {job.id})…"):
-                while True:
-                    with engine.connect() as conn:
-                        job = get_job(conn, job.id) or job
-                    if job.status in ("succeeded", "failed"):
-                        break
-                    time.sleep(1)
-        with engine.connect() as conn:
-            job = get_job(conn, job.id) or job
-    if as_json:
-        _print_json(job.as_dict())
-    elif job.status in ("queued", "running", "retrying"):
-        out.print(f"sync of {record.name} queued as job {job.id}")
-    elif job.result:
-        report = job.result
-        out.print(
-            f"[bold]{record.name}[/] {job.status}: added {report['added']}  updated "
-            f"{report['updated']}  unchanged {report['unchanged']}  deleted "
-            f"{report['deleted']}  failed {report['failed']}  —  {report['embedded']} "
-            f"embedded in {report['embedding_calls']} calls, {report['seconds']:.1f}s",
-            highlight=False,
-        )
-        for failure in report["failures"]:
-            out.print(f"  [red]failed[/] {failure['doc_id']}: {failure['reason']}", highlight=False)
-    else:
-        err.print(f"[bold red]sync failed:[/] {job.error}", highlight=False)
-    if job.status == "failed":
-        raise typer.Exit(1)
-
-
-@app.command()
-def runs(
-    run_id: Annotated[int | None, typer.Argument(help="Show one run in full.")] = None,
-    source: Annotated[str | None, typer.Option(help="Runs of one source.")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
-    as_json: JsonOption = False,
-) -> None:
-    """Reports of sync runs: counts, failed items with reasons, duration."""
-    from ragline.db.engine import get_engine
-    from ragline.db.tenancy import tenant_scope
-    from ragline.sources.runs import get_run, list_runs
-    from ragline.sources.store import get_source
-
-    settings = _settings()
-    with _errors(), tenant_scope(get_engine(settings), settings.tenant) as conn:
-        if run_id is not None:
-            found = [get_run(conn, run_id)]
-        else:
-            source_id = get_source(conn, source).id if source else None
-            found = list_runs(conn, source_id=source_id, limit=limit)
-    if as_json:
-        _print_json(found[0] if run_id is not None else found)
-        return
-    table = Table(
-        "run",
-        "started",
-        "source",
-        "trigger",
-        "mode",
-        "status",
-        "+",
-        "~",
-        "=",
-        "-",
-        "!",
-        "embedded",
-        "calls",
-        "s",
-    )
-    for run in found:
-        table.add_row(
-            str(run["id"]),
-            run["started_at"][:19],
-            _short(run["source_name"] or run["source"], 32),
-            run["trigger"],
-            run["mode"],
-            run["status"],
-            *(str(run[key]) for key in ("added", "updated", "unchanged", "deleted", "failed")),
-            str(run["embedded"]),
-            str(run["embedding_calls"]),
-            f"{run['seconds']:.1f}" if run["seconds"] is not None else "",
-        )
-    out.print(table)
-    if run_id is not None:
-        for error in found[0]["errors"]:
-            where = f"{error['doc_id']}: " if error.get("doc_id") else ""
-            out.print(f"  [red]failed[/] {where}{error['reason']}", highlight=False)
-
-
-@app.command()
-def consume(
-    name: Annotated[str, typer.Argument(help="A configured stream source (name or id).")],
-    consumers: Annotated[int, typer.Option(min=1, max=64, help="Consumers in parallel.")] = 1,
-    idle_timeout: Annotated[
-        float | None, typer.Option(help="Stop after this many seconds without a message.")
-    ] = None,
-) -> None:
-    """Consume a source's change-event stream or event queue until stopped (Ctrl-C)."""
-    import signal
-    import threading
-
-    from ragline.db.engine import get_engine
-    from ragline.db.tenancy import tenant_scope
-    from ragline.sources.kinds import ConsumeOptions
-    from ragline.sources.service import build_context
-    from ragline.sources.store import get_source
-
-    settings = _settings()
-    stopping = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stopping.set())
-    with _errors():
-        engine = get_engine(settings)
-        with tenant_scope(engine, settings.tenant) as conn:
-            record = get_source(conn, name)
-        kind, config, context = build_context(record, settings, engine)
-        if kind.consume is None:
-            raise ConfigurationError(
-                f"a {record.kind} source has nothing to consume; `ragline sync {record.name}` "
-                "syncs it"
-            )
-        if settings.env not in record.environments:
-            raise ConfigurationError(
-                f"source {record.name!r} runs only in {', '.join(record.environments)}; "
-                f"this is {settings.env} (RAGLINE_ENV)"
-            )
-        err.print(f"consuming {record.name} with {consumers} consumer(s); Ctrl-C stops")
-        kind.consume(
-            config,
-            context,
-            ConsumeOptions(consumers=consumers, idle_timeout=idle_timeout, stop=stopping.is_set),
-        )
-
-
-@app.command()
-def beat(
-    loglevel: Annotated[str, typer.Option(help="Celery's own log level.")] = "warning",
-) -> None:
-    """Run Celery Beat: it queues the syncs of sources as their schedules come due
-    (needs RAGLINE_BROKER_URL; run one, beside the workers)."""
-    from ragline.jobs.celery_app import create_celery
-
-    settings = _settings()
-    with _errors():
-        if not settings.broker_url:
-            raise ConfigurationError(
-                "set RAGLINE_BROKER_URL to run Celery Beat; without a broker, "
-                "`ragline serve` schedules source syncs itself"
-            )
-        celery = create_celery(settings)
-        celery.Beat(
-            scheduler="ragline.jobs.beat:DatabaseScheduler",
-            loglevel=loglevel.upper(),
-            max_interval=max(1, round(settings.scheduler_interval)),
-        ).run()
-
-
 @keys_app.command("create")
 def keys_create(
     tenant: Annotated[str, typer.Option(help="Tenant the key acts for.")],
@@ -859,13 +461,13 @@ def keys_create(
     from ragline.auth import ROLES, create_key
     from ragline.db.engine import get_engine
 
-    settings = _settings()
+    settings = load_settings()
     if role not in ROLES:
         raise typer.BadParameter(f"--role must be one of {', '.join(ROLES)}")
-    with _errors():
+    with friendly_errors():
         key = create_key(get_engine(settings), tenant=tenant, role=role, name=name)
     if as_json:
-        _print_json({"id": key.id, "tenant": key.tenant, "role": key.role, "key": key.secret})
+        print_json({"id": key.id, "tenant": key.tenant, "role": key.role, "key": key.secret})
         return
     out.print(
         f"API key {key.id} for tenant {key.tenant!r} ({key.role}); keep it, it is not shown again:"
@@ -882,8 +484,8 @@ def keys_list(
     from ragline.auth import list_keys
     from ragline.db.engine import get_engine
 
-    settings = _settings()
-    with _errors():
+    settings = load_settings()
+    with friendly_errors():
         keys = list_keys(get_engine(settings), tenant)
     rows: list[dict[str, Any]] = [
         {
@@ -899,7 +501,7 @@ def keys_list(
         for k in keys
     ]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     table = Table("id", "tenant", "role", "name", "key", "created", "last used", "revoked")
     for row in rows:
@@ -924,11 +526,17 @@ def keys_revoke(
     from ragline.auth import revoke_key
     from ragline.db.engine import get_engine
 
-    settings = _settings()
-    with _errors():
+    settings = load_settings()
+    with friendly_errors():
         revoke_key(get_engine(settings), key_id)
     out.print(f"API key {key_id} revoked")
 
 
 def main(argv: list[str] | None = None) -> Any:
     return app(args=argv if argv is not None else sys.argv[1:])
+
+
+# Registered after the commands above, so that `ragline --help` lists those first.
+from ragline.cli import sources  # noqa: E402
+
+__all__ = ["app", "main", "sources"]

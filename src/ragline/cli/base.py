@@ -1,0 +1,103 @@
+"""What the commands share: the Typer apps, the consoles, settings, error reporting
+and JSON output."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ragline.config import Settings, get_settings
+from ragline.errors import RaglineError
+from ragline.logs import configure_logging
+
+app = typer.Typer(
+    name="ragline",
+    help="Keep a knowledge base fresh in PostgreSQL + pgvector, and search it.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+eval_app = typer.Typer(help="Measure retrieval quality.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+keys_app = typer.Typer(help="API keys of the HTTP API.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+sources_app = typer.Typer(
+    help="Configured sources: SQL tables, Confluence spaces, S3 buckets, event streams.",
+    no_args_is_help=True,
+)
+app.add_typer(sources_app, name="sources")
+
+out = Console()
+err = Console(stderr=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def load_settings() -> Settings:
+    settings = get_settings()
+    configure_logging(settings)
+    return settings
+
+
+@contextmanager
+def friendly_errors() -> Iterator[None]:
+    """Turn ragline's errors into a one-line message and exit status 1."""
+    try:
+        yield
+    except RaglineError as e:
+        err.print(f"[bold red]error:[/] {e}", highlight=False)
+        raise typer.Exit(1) from e
+
+
+def print_json(value: Any) -> None:
+    """JSON on stdout, unwrapped and uncoloured, for scripts."""
+    typer.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def print_freshness(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        out.print("no sources configured: `ragline sources add NAME --kind ...` adds one")
+        return
+    table = Table(
+        "source",
+        "kind",
+        "collection",
+        "schedule",
+        "last success",
+        "docs",
+        "pending",
+        "failed",
+        "last run",
+    )
+    for row in rows:
+        seconds = row["seconds_since_success"]
+        table.add_row(
+            row["name"] + ("" if row["enabled"] else " (disabled)"),
+            row["kind"],
+            row["collection"],
+            row["schedule"] or "",
+            age(seconds) if seconds is not None else "never",
+            str(row["documents"]),
+            str(row["pending"]),
+            str(row["failed_items"]),
+            row["last_status"] or "",
+        )
+    out.print(table)
+
+
+def age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit} ago"
+    return f"{seconds:.0f} s ago"
+
+
+def shorten(text: str, width: int = 48) -> str:
+    return text if len(text) <= width else "…" + text[-(width - 1) :]
