@@ -313,6 +313,8 @@ def test_sources_are_managed_synced_and_reported_through_the_api(
     assert "url_env" in refused.json()["detail"]
     bad_cron = admin.post("/v1/sources", json={**body, "schedule": "every day"})
     assert bad_cron.status_code == 422
+    nul = admin.post("/v1/sources", json={**body, "config": {"path": "/tmp/\u0000"}})
+    assert nul.status_code == 422
 
     created = admin.post("/v1/sources", json=body)
     assert created.status_code == 201, created.text

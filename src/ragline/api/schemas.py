@@ -19,6 +19,24 @@ def _no_nul(value: str) -> str:
 Text = Annotated[str, AfterValidator(_no_nul)]
 
 
+def _no_nul_within(value: Any) -> Any:
+    """``value`` (a JSON document) unchanged, if no key or string in it holds a NUL:
+    PostgreSQL's jsonb refuses them."""
+    if isinstance(value, str):
+        _no_nul(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _no_nul(str(key))
+            _no_nul_within(item)
+    elif isinstance(value, list):
+        for item in value:
+            _no_nul_within(item)
+    return value
+
+
+JsonObject = Annotated[dict[str, Any], AfterValidator(_no_nul_within)]
+
+
 class UploadAccepted(BaseModel):
     document_id: str
     job_id: str
@@ -206,10 +224,10 @@ class SourceIn(BaseModel):
     name: Text = Field(max_length=100, examples=["news-articles"])
     kind: Literal["sql", "confluence", "s3", "stream", "files"]
     collection: Text = Field(max_length=200)
-    config: dict[str, Any] = Field(
+    config: JsonObject = Field(
         description="The kind's connection settings; secrets only as *_env variable names."
     )
-    profiles: dict[str, dict[str, int]] = Field(
+    profiles: dict[Text, dict[Text, int]] = Field(
         default_factory=dict,
         description='Chunking by content category: {"default": {"max_tokens": 300}, '
         '"video": {"max_tokens": 600, "overlap_tokens": 40}}.',

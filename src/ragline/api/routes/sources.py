@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from ragline.api.deps import AdminDep, ReaderDep, ServicesDep, WriterDep
 from ragline.api.schemas import (
+    JsonObject,
     RunList,
     RunOut,
     SourceIn,
@@ -101,7 +102,7 @@ async def events(
     ref: str,
     principal: WriterDep,
     services: ServicesDep,
-    notification: Annotated[dict[str, Any], Body(description="An event notification message.")],
+    notification: Annotated[JsonObject, Body(description="An event notification message.")],
 ) -> SyncQueued:
     """Take an event notification (an S3 ObjectCreated/ObjectRemoved message, or its
     SNS envelope) and queue a sync of exactly the objects it names."""
