@@ -186,6 +186,16 @@ def test_incremental_sync_follows_the_watermark_and_the_listing_removes_deleted_
     assert set(indexed) == {"1", "2", "3", "4", "5", "6", "7"}
     assert "OEM wiper arm" in indexed["2"]
 
+    # A change of metadata alone re-embeds nothing, and filters see it at once.
+    put(source_db, name, 5, BODIES[5], T0 + dt.timedelta(minutes=9, seconds=30), author="crew")
+    retagged = scheduled_sync(settings, clean_db, record)
+    assert (retagged["updated"], retagged["embedded"]) == (0, 0)
+    with clean_db.connect() as conn:
+        author = conn.execute(
+            sa.text("SELECT metadata->>'author' FROM documents WHERE doc_id = '5'")
+        ).scalar_one()
+    assert author == "crew"
+
     # A row edited out of the filter goes at once; a row deleted from the table goes
     # with the id listing of the next full sync.
     put(source_db, name, 4, BODIES[4], T0 + dt.timedelta(minutes=10), published=False)

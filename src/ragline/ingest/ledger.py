@@ -126,8 +126,10 @@ class Ledger:
         )
 
     def touch(self, entry: LedgerEntry, item: SourceItem, *, only_if_newer: bool = False) -> None:
-        """Record that an unchanged item was seen (its etag may have moved). With
-        ``only_if_newer``, a version older than the one recorded changes nothing."""
+        """Record that an item whose content is unchanged was seen: its etag, link and
+        the metadata its source gives (a row's columns, a page's ancestors) may have
+        moved. With ``only_if_newer``, a version older than the one recorded changes
+        nothing."""
         newer = (
             " AND (source_modified IS NULL OR source_modified <= :modified)"
             if only_if_newer
@@ -139,7 +141,8 @@ class Ledger:
                     """
                     UPDATE documents
                     SET etag = :etag, source_modified = :modified, size_bytes = :size,
-                        source = :source, last_synced_at = now()
+                        source = :source, uri = :uri,
+                        metadata = metadata || CAST(:metadata AS jsonb), last_synced_at = now()
                     WHERE id = :id
                     """
                     + newer
@@ -150,6 +153,8 @@ class Ledger:
                     "modified": item.modified,
                     "size": item.size,
                     "source": self.source,
+                    "uri": item.uri,
+                    "metadata": json.dumps(item.metadata, default=str),
                 },
             )
 
