@@ -153,12 +153,12 @@ class Pipeline:
                         assert isinstance(source, IncrementalSource)
                         changes = source.changes(dict(state or {}))
                         progress.started(len(changes.items) + len(changes.deleted))
-                        self._index(source, changes.items, ledger, report, progress)
+                        self._index(source, changes.items, ledger, report, progress, listing=False)
                         gone = ledger.delete(changes.deleted, only_if_newer=False)
                     else:
                         items = list(source.list())
                         progress.started(len(items))
-                        self._index(source, items, ledger, report, progress)
+                        self._index(source, items, ledger, report, progress, listing=True)
                         gone = ledger.tombstone_missing({item.doc_id for item in items})
                     for doc_id in gone:
                         report.count(Outcome.DELETED)
@@ -197,7 +197,7 @@ class Pipeline:
         report = SyncReport()
         started = time.perf_counter()
         with model_calls() as calls:
-            self._index(source, items, ledger, report, _Silent(), monotonic=True)
+            self._index(source, items, ledger, report, _Silent(), listing=False, monotonic=True)
             for _ in ledger.delete(deleted, only_if_newer=True):
                 report.count(Outcome.DELETED)
         report.embedding_calls = calls.count
@@ -248,10 +248,14 @@ class Pipeline:
         report: SyncReport,
         progress: Progress,
         *,
+        listing: bool,
         monotonic: bool = False,
     ) -> None:
-        """Bring each of ``items`` to one outcome, embedding small documents together."""
-        entries = ledger.load_some([item.doc_id for item in items]) if monotonic else ledger.load()
+        """Bring each of ``items`` to one outcome, embedding small documents together.
+        ``listing``: the items are the source's whole listing, so the whole ledger of
+        the collection is read at once rather than the rows of the items only."""
+        ids = [item.doc_id for item in items]
+        entries = ledger.load() if listing else ledger.load_some(ids)
         prepared: list[_Prepared] = []
 
         def done(item: SourceItem, result: _Result) -> None:

@@ -26,7 +26,7 @@ from ragline.config import Settings
 from ragline.jobs.store import Job
 from ragline.logs import get_logger
 from ragline.sources.service import queue_sync
-from ragline.sources.store import _COLUMNS, _record, next_time
+from ragline.sources.store import COLUMNS, next_time, record_of
 
 log = get_logger(__name__)
 
@@ -45,7 +45,7 @@ def enqueue_due(
         rows = conn.execute(
             sa.text(
                 f"""
-                SELECT {_COLUMNS} FROM sources
+                SELECT {COLUMNS} FROM sources
                 WHERE enabled AND :env = ANY(environments)
                   AND (next_run_at <= :now OR next_full_at <= :now)
                 ORDER BY least(next_run_at, next_full_at)
@@ -54,7 +54,7 @@ def enqueue_due(
             ),
             {"env": settings.env, "now": now},
         ).mappings()
-        for record in [_record(row) for row in rows]:
+        for record in [record_of(row) for row in rows]:
             full_due = record.next_full_at is not None and record.next_full_at <= now
             jobs.append(
                 queue_sync(

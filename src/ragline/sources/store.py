@@ -25,7 +25,7 @@ from ragline.sources.kinds import Profiles, get_kind
 
 ENVIRONMENTS: tuple[Environment, ...] = ("development", "staging", "production")
 
-_COLUMNS = (
+COLUMNS = (
     "id, tenant, name, kind, collection, config, profiles, schedule, full_schedule, "
     "environments, enabled, state, next_run_at, next_full_at, created_at, updated_at"
 )
@@ -128,7 +128,7 @@ class SourceRecord:
         }
 
 
-def _record(row: Any) -> SourceRecord:
+def record_of(row: Any) -> SourceRecord:
     return SourceRecord(**row)
 
 
@@ -154,7 +154,7 @@ def create_source(conn: sa.Connection, *, tenant: str, spec: SourceSpec) -> Sour
                         CAST(:profiles AS jsonb), :schedule, :full_schedule, :environments,
                         :enabled, :next_run_at, :next_full_at)
                 ON CONFLICT (tenant, name) DO NOTHING
-                RETURNING {_COLUMNS}
+                RETURNING {COLUMNS}
                 """
             ),
             {
@@ -178,12 +178,12 @@ def create_source(conn: sa.Connection, *, tenant: str, spec: SourceSpec) -> Sour
     )
     if row is None:
         raise Conflict(f"a source named {spec.name!r} exists; remove it first or pick another name")
-    return _record(row)
+    return record_of(row)
 
 
 def list_sources(conn: sa.Connection) -> list[SourceRecord]:
-    rows = conn.execute(sa.text(f"SELECT {_COLUMNS} FROM sources ORDER BY name")).mappings()
-    return [_record(row) for row in rows]
+    rows = conn.execute(sa.text(f"SELECT {COLUMNS} FROM sources ORDER BY name")).mappings()
+    return [record_of(row) for row in rows]
 
 
 def get_source(conn: sa.Connection, ref: str | uuid.UUID) -> SourceRecord:
@@ -196,7 +196,7 @@ def get_source(conn: sa.Connection, ref: str | uuid.UUID) -> SourceRecord:
     if source_id is not None:
         row = (
             conn.execute(
-                sa.text(f"SELECT {_COLUMNS} FROM sources WHERE id = :id"), {"id": source_id}
+                sa.text(f"SELECT {COLUMNS} FROM sources WHERE id = :id"), {"id": source_id}
             )
             .mappings()
             .first()
@@ -204,14 +204,14 @@ def get_source(conn: sa.Connection, ref: str | uuid.UUID) -> SourceRecord:
     else:
         row = (
             conn.execute(
-                sa.text(f"SELECT {_COLUMNS} FROM sources WHERE name = :name"), {"name": str(ref)}
+                sa.text(f"SELECT {COLUMNS} FROM sources WHERE name = :name"), {"name": str(ref)}
             )
             .mappings()
             .first()
         )
     if row is None:
         raise NotFound(f"no source {ref!r}; `ragline sources list` shows the configured ones")
-    return _record(row)
+    return record_of(row)
 
 
 def delete_source(conn: sa.Connection, source_id: uuid.UUID) -> None:
