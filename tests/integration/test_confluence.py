@@ -21,14 +21,14 @@ from ragline.ingest.embedders import Embedder
 from ragline.ingest.pipeline import Pipeline
 from ragline.ingest.sources.confluence import ConfluenceSource
 from ragline.jobs.dispatch import PollingDispatcher
-from ragline.jobs.store import Job, get_job
-from ragline.jobs.tasks import JobExecutor
+from ragline.jobs.store import Job
 from ragline.search.hybrid import Searcher
 from ragline.sources.kinds import Profiles, SourceContext, get_kind
 from ragline.sources.service import enqueue_sync
-from ragline.sources.store import SourceRecord, SourceSpec, create_source, get_source, list_sources
+from ragline.sources.store import SourceRecord, get_source, list_sources
 from tests.integration.confluence_server import Page, Wiki, confluence_server
 from tests.integration.service import free_port
+from tests.integration.sources_util import add_source, reload, run_job
 
 TOKEN_ENV = "RAGLINE_TEST_CONFLUENCE_TOKEN"
 TOKEN = "pat-" + uuid.uuid4().hex
@@ -419,35 +419,34 @@ def test_cql_dates_are_written_in_the_zone_confluence_reads_them_in(
     assert 'lastmodified >= "2025-03-30 08:10"' in wiki.searches[-1]
 
 
-def add_source(engine: Engine, settings: Settings, values: dict[str, Any]) -> SourceRecord:
-    with engine.begin() as conn:
-        return create_source(
-            conn,
-            tenant=settings.tenant,
-            spec=SourceSpec(
-                name="eng-wiki", kind="confluence", collection=COLLECTION, config=values
-            ),
-        )
+def add_eng_wiki(engine: Engine, settings: Settings, values: dict[str, Any]) -> SourceRecord:
+    return add_source(
+        engine,
+        tenant=settings.tenant,
+        name="eng-wiki",
+        kind="confluence",
+        collection=COLLECTION,
+        config=values,
+    )
 
 
 def run_sync(settings: Settings, engine: Engine, record: SourceRecord, *, full: bool) -> Job:
     """Queue a sync of ``record`` (one attempt), run it here, and return its final row."""
-    with engine.connect() as conn:
-        record = get_source(conn, record.id)
     job = enqueue_sync(
-        engine, PollingDispatcher(), record, full=full, trigger="manual", max_attempts=1
+        engine,
+        PollingDispatcher(),
+        reload(engine, record),
+        full=full,
+        trigger="manual",
+        max_attempts=1,
     )
-    assert JobExecutor(settings, engine).execute_id(job.id, worker="test") is None
-    with engine.connect() as conn:
-        done = get_job(conn, job.id)
-    assert done is not None
-    return done
+    return run_job(settings, job)
 
 
 def test_a_configured_source_syncs_through_its_job(
     clean_db: Engine, settings: Settings, wiki: Wiki, site: str, token: str
 ) -> None:
-    record = add_source(clean_db, settings, config(site))
+    record = add_eng_wiki(clean_db, settings, config(site))
 
     first = run_sync(settings, clean_db, record, full=False)
 
@@ -473,7 +472,7 @@ def test_bad_credentials_fail_the_job_with_a_clear_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv(TOKEN_ENV, "an-expired-token")
-    record = add_source(clean_db, settings, config(site))
+    record = add_eng_wiki(clean_db, settings, config(site))
 
     job = run_sync(settings, clean_db, record, full=True)
 
@@ -501,14 +500,10 @@ def test_a_configuration_with_a_secret_in_clear_is_refused(
 ) -> None:
     site = "https://wiki.example.com"
     with pytest.raises(ConfigurationError, match=r"token looks like a secret.*set token_env"):
-        add_source(clean_db, settings, {"base_url": site, "space": "ENG", "token": "pat-123"})
+        add_eng_wiki(clean_db, settings, {"base_url": site, "space": "ENG", "token": "pat-123"})
     with pytest.raises(ConfigurationError, match="base_url carries a password"):
-        add_source(
-            clean_db,
-            settings,
-            config("https://ops:hunter2@wiki.example.com"),
-        )
+        add_eng_wiki(clean_db, settings, config("https://ops:hunter2@wiki.example.com"))
     with pytest.raises(ConfigurationError, match="invalid confluence source configuration"):
-        add_source(clean_db, settings, config(site, timezone="Mars/Olympus"))
+        add_eng_wiki(clean_db, settings, config(site, timezone="Mars/Olympus"))
     with clean_db.connect() as conn:
         assert list_sources(conn) == []

@@ -18,7 +18,6 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, cast
 
@@ -34,6 +33,7 @@ from ragline.ingest.sources.stream import KIND, MalformedEvent, StreamSource
 from ragline.sources.kinds import ConsumeOptions, Profiles, SourceContext
 from ragline.sources.service import build_context
 from ragline.sources.store import SourceRecord, SourceSpec, create_source
+from tests.integration.webhook_receiver import Receiver, webhook_receiver
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
 REDIS_URL = "redis://127.0.0.1:6379/15"
@@ -604,27 +604,9 @@ def test_category_profiles_shape_chunks(
 
 
 @pytest.fixture
-def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """A local webhook receiver: its URL and what was posted to it."""
-    received: list[dict[str, Any]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
-    finally:
-        server.shutdown()
-        server.server_close()
+def webhook() -> Iterator[Receiver]:
+    with webhook_receiver() as receiver:
+        yield receiver
 
 
 @pytest.fixture
@@ -643,7 +625,7 @@ def test_redis_stream_claims_dead_consumers_and_acks_after_commit(
     clean_db: Engine,
     settings: Settings,
     redis_stream: str,
-    webhook: tuple[str, list[dict[str, Any]]],
+    webhook: Receiver,
 ) -> None:
     client = redis.Redis.from_url(REDIS_URL)
     corpus = make_corpus(11, docs=10, versions=6, duplicates=10, malformed=10)
@@ -659,9 +641,8 @@ def test_redis_stream_claims_dead_consumers_and_acks_after_commit(
     taken: Any = client.xreadgroup("indexer", "dead-consumer", {redis_stream: ">"}, count=40)
     assert len(taken[0][1]) == 40
 
-    url, posted = webhook
     hooked = settings.model_copy(
-        update={"notify_webhook_url": url, "notify_environments": [settings.env]}
+        update={"notify_webhook_url": f"{webhook.url}/hook", "notify_environments": [settings.env]}
     )
     record = add_source(
         clean_db,
@@ -714,9 +695,10 @@ def test_redis_stream_claims_dead_consumers_and_acks_after_commit(
     runs = stream_runs(clean_db, record)
     assert runs
     assert sum(r.failed for r in runs) == 11
-    assert sorted(p["run"]["id"] for p in posted) == [r.id for r in runs]
-    assert {p["event"] for p in posted} == {"sync_run.finished"}
-    assert all(p["run"]["source_name"] == "redis-cdc" for p in posted)
+    hooks = webhook.bodies("/hook")
+    assert sorted(p["run"]["id"] for p in hooks) == [r.id for r in runs]
+    assert {p["event"] for p in hooks} == {"sync_run.finished"}
+    assert all(p["run"]["source_name"] == "redis-cdc" for p in hooks)
     client.close()
 
 
