@@ -61,8 +61,8 @@ def main() -> None:
     os.environ.pop("RAGLINE_DATABASE_URL", None)
 
     from ragline.config import get_settings
+    from ragline.ingest.connectors.files import FileSource
     from ragline.ingest.pipeline import Pipeline
-    from ragline.ingest.sources import FileSource
     from ragline.search.hybrid import Searcher
 
     settings = get_settings()

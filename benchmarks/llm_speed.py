@@ -43,8 +43,8 @@ def main() -> None:
         from ragline.answer.llm.openai import OpenAICompatible
         from ragline.answer.prompt import build_messages
         from ragline.config import ProviderConfig, get_settings
+        from ragline.ingest.connectors.files import FileSource
         from ragline.ingest.pipeline import Pipeline
-        from ragline.ingest.sources import FileSource
         from ragline.search.hybrid import Searcher
 
         settings = get_settings()

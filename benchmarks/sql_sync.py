@@ -3,7 +3,7 @@ nothing changed, one with 1% of the rows edited, and the id listing that finds
 deleted rows.
 
     .venv/bin/python benchmarks/sql_sync.py [--rows 2000] \
-        [--url postgresql+psycopg://postgres@127.0.0.1:5432/test]
+        [--url URL (default: RAGLINE_TEST_POSTGRES_URL, see tests/services.py)]
 
 The table holds the first ``--rows`` abstracts of the SciFact corpus
 (../shared/benchmarks/scifact) in a PostgreSQL or MariaDB server of your choice;
@@ -19,6 +19,7 @@ import datetime as dt
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 import uuid
@@ -53,17 +54,22 @@ def load_rows(count: int) -> list[dict[str, Any]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=2000)
-    parser.add_argument("--url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--url", default=None)
     parser.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks" / "results" / "sql_sync.json"
     )
     args = parser.parse_args()
+    if args.url is None:  # the test machine's server, started if it is down
+        sys.path.insert(0, str(ROOT))
+        from tests import services
+
+        args.url = services.sqlalchemy_url(services.ensure_postgres())
 
     os.environ["RAGLINE_HOME"] = tempfile.mkdtemp(prefix="ragline-bench-")
     from ragline.config import get_settings
     from ragline.db.engine import get_engine
     from ragline.ingest.pipeline import Pipeline
-    from ragline.sources.service import build_source
+    from ragline.sources.build import build_source
     from ragline.sources.store import SourceSpec, create_source, save_state
 
     source_db = sa.create_engine(args.url)

@@ -2,7 +2,7 @@
 and indexed by 1 and by 3 consumers.
 
     .venv/bin/python benchmarks/stream_consume.py [--docs 300] [--versions 10] \
-        [--consumers 1,3] [--amqp amqp://guest:guest@127.0.0.1:5672//]
+        [--consumers 1,3] [--amqp URL (default: RAGLINE_TEST_AMQP_URL, see tests/services.py)]
 
 Each document is a SciFact abstract (../shared/benchmarks/scifact) edited
 ``--versions`` times (each version appends a revision note, so every version has
@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import random
+import sys
 import tempfile
 import time
 import uuid
@@ -87,8 +88,9 @@ def run(
     import sqlalchemy as sa
     from kombu import Connection, Producer
 
-    from ragline.sources.kinds import ConsumeOptions
-    from ragline.sources.service import build_context
+    from ragline.sources.build import build_context
+    from ragline.sources.consumers.stream import consume
+    from ragline.sources.registry import ConsumeOptions
     from ragline.sources.store import SourceSpec, create_source
 
     queue = f"ragline-bench-{uuid.uuid4().hex[:8]}"
@@ -115,12 +117,11 @@ def run(
                 },
             ),
         )
-    kind, config, context = build_context(record, settings, engine)
-    assert kind.consume is not None
+    _, config, context = build_context(record, settings, engine)
     with engine.begin() as conn:  # every run embeds what it indexes
         conn.execute(sa.text("TRUNCATE embedding_cache"))
     started = time.perf_counter()
-    kind.consume(config, context, ConsumeOptions(consumers=consumers, idle_timeout=IDLE))
+    consume(config, context, ConsumeOptions(consumers=consumers, idle_timeout=IDLE))
     seconds = time.perf_counter() - started - IDLE
     with engine.connect() as conn:
         indexed = dict(
@@ -168,11 +169,16 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=300)
     parser.add_argument("--versions", type=int, default=10)
     parser.add_argument("--consumers", default="1,3")
-    parser.add_argument("--amqp", default="amqp://guest:guest@127.0.0.1:5672//")
+    parser.add_argument("--amqp", default=None)
     parser.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks" / "results" / "stream_consume.json"
     )
     args = parser.parse_args()
+    if args.amqp is None:  # the test machine's broker, in a virtual host of its own
+        sys.path.insert(0, str(ROOT))
+        from tests import services
+
+        args.amqp = services.amqp_vhost_url("stream_consume")
 
     os.environ["RAGLINE_HOME"] = tempfile.mkdtemp(prefix="ragline-bench-")
     os.environ["RAGLINE_BENCH_AMQP_URL"] = args.amqp

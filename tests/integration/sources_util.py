@@ -8,9 +8,10 @@ from sqlalchemy.engine import Engine
 
 from ragline.config import Settings
 from ragline.db.engine import get_engine
+from ragline.handlers import JOB_KINDS
 from ragline.jobs.dispatch import PollingDispatcher
+from ragline.jobs.executor import JobExecutor
 from ragline.jobs.store import Job, get_job
-from ragline.jobs.tasks import JobExecutor
 from ragline.sources.service import enqueue_sync
 from ragline.sources.store import SourceRecord, SourceSpec, create_source, get_source
 
@@ -27,7 +28,7 @@ def reload(engine: Engine, record: SourceRecord) -> SourceRecord:
 
 def run_job(settings: Settings, job: Job) -> Job:
     """Run a queued job to its end in this process (retries included); its final row."""
-    executor = JobExecutor(settings, get_engine(settings))
+    executor = JobExecutor(settings, get_engine(settings), kinds=JOB_KINDS)
     while executor.execute_id(job.id, worker="test") is not None:
         pass
     with executor.engine.connect() as conn:

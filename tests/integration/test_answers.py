@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +19,16 @@ from sqlalchemy.engine import Engine
 
 from ragline.answer.llm.failover import FailoverLLM
 from ragline.answer.llm.openai import OpenAICompatible
+from ragline.answer.memory import Memory
 from ragline.answer.prompt import REFUSAL, SYSTEM
 from ragline.answer.rewrite import REWRITE_SYSTEM, SUMMARY_SYSTEM
-from ragline.answer.service import Answerer
+from ragline.answer.service import Answerer, get_llm
 from ragline.config import ProviderConfig, Settings
 from ragline.domain import AnswerMode, Filter
+from ragline.embedding.base import Embedder
 from ragline.errors import NotFound
-from ragline.ingest.embedders import Embedder
+from ragline.ingest.connectors.files import FileSource
 from ragline.ingest.pipeline import Pipeline
-from ragline.ingest.sources import FileSource
 from ragline.search.hybrid import Searcher
 from tests.integration.openai_server import Behaviour, openai_server
 from tests.integration.service import Client, client_for, serve_in_thread
@@ -242,12 +244,14 @@ def sse_events(response: httpx.Response) -> Iterator[tuple[str, Any]]:
             kind = None
 
 
-def ask_stream(client: Client, question: str) -> AbstractContextManager[httpx.Response]:
+def ask_stream(
+    client: Client, question: str, **body: Any
+) -> AbstractContextManager[httpx.Response]:
     """``POST /v1/ask/stream``, its response open for reading events."""
     return httpx.stream(
         "POST",
         f"{client.url}/v1/ask/stream",
-        json={"question": question},
+        json={"question": question, **body},
         headers=client.headers,
         timeout=30,
     )
@@ -544,3 +548,206 @@ def test_the_api_streams_from_the_second_provider_when_the_first_fails(
                 assert events[-1][1]["provider"] == "backup"
                 assert events[-1][1]["mode"] == "generative"
         assert broken.requests == 2, "the primary's circuit opened after two failures"
+
+
+# One flow, three faces: ``Answerer.ask``, ``POST /v1/ask`` and ``POST /v1/ask/stream``
+# must give the same answers, from the same cache, in the same conversations.
+
+FACES = ["ask()", "POST /v1/ask", "POST /v1/ask/stream"]
+
+
+@dataclass
+class Reply:
+    answer: dict[str, Any]  # the final answer, as /v1/ask returns it
+    streamed: str | None = None  # the text of the token events, from the streamed face
+
+
+Ask = Callable[..., Reply]
+
+
+@pytest.fixture(params=FACES)
+def face(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+@contextmanager
+def asking(face: str, settings: Settings, searcher: Searcher, engine: Engine) -> Iterator[Ask]:
+    """``ask(question, conversation_id=None) -> Reply`` through ``face``."""
+    if face == "ask()":
+        answerer = Answerer(searcher, settings, get_llm(settings))
+
+        def ask_python(question: str, conversation_id: str | None = None) -> Reply:
+            answer = answerer.ask(question, tenant=settings.tenant, conversation_id=conversation_id)
+            return Reply(answer.as_dict())
+
+        yield ask_python
+        return
+    with serve_in_thread(settings) as url:
+        client = client_for(url, engine, settings.tenant, "reader")
+
+        def ask_http(question: str, conversation_id: str | None = None) -> Reply:
+            body = {"question": question, "conversation_id": conversation_id}
+            if face == "POST /v1/ask":
+                response = client.post("/v1/ask", json=body)
+                assert response.status_code == 200, response.text
+                return Reply(response.json())
+            with ask_stream(client, question, conversation_id=conversation_id) as response:
+                assert response.status_code == 200, response.read()
+                events = [event for event in sse_events(response) if event[0] != "comment"]
+            kinds = [kind for kind, _ in events]
+            assert kinds[0] == "status"
+            assert kinds[-1] == "done", events
+            assert "error" not in kinds
+            streamed = "".join(data["text"] for kind, data in events if kind == "token")
+            return Reply(events[-1][1], streamed)
+
+        yield ask_http
+
+
+def configured(settings: Settings, *providers: tuple[str, str], **update: Any) -> Settings:
+    """``settings`` with the language models (name, base URL) given, without retries."""
+    return settings.model_copy(
+        update={
+            "llm_providers": [
+                ProviderConfig(name=name, base_url=url, model="test", timeout=10)
+                for name, url in providers
+            ],
+            "llm_max_retries": 0,
+            **update,
+        }
+    )
+
+
+def test_the_same_question_twice_is_answered_from_the_cache(
+    face: str, searcher: Searcher, settings: Settings, engine: Engine
+) -> None:
+    reply = "Use a two-point calibration [1]."
+    with (
+        openai_server(Behaviour(reply=lambda _: reply)) as (llm_url, server),
+        asking(face, configured(settings, ("local", llm_url)), searcher, engine) as ask,
+    ):
+        first = ask(QUESTION)
+        again = ask(f"  {QUESTION.upper()} ")
+        other = ask("what changed in firmware 4.2")
+    assert (first.answer["cached"], again.answer["cached"]) == (False, True)
+    assert again.answer["answer"] == first.answer["answer"] == reply
+    assert again.answer["mode"] == "generative"
+    assert again.answer["trace_id"] != first.answer["trace_id"]
+    assert again.answer["citations"] == first.answer["citations"]
+    assert not other.answer["cached"]
+    assert server.requests == 2, "the model was asked once per distinct question"
+    if face == "POST /v1/ask/stream":
+        assert first.streamed == reply
+        assert again.streamed == reply, "a cached answer is streamed too"
+
+
+def test_a_follow_up_is_rewritten_within_its_conversation(
+    face: str, searcher: Searcher, settings: Settings, engine: Engine
+) -> None:
+    standalone = "at what temperature should sensors be stored over winter"
+    question = "how should sensors be stored over winter"
+    follow_up = "what temperature should they be kept at?"
+
+    def reply(messages: list[dict[str, str]]) -> str:
+        if messages[0]["content"] == REWRITE_SYSTEM:
+            return standalone
+        return "Store them above freezing [1]."
+
+    with (
+        openai_server(Behaviour(reply=reply)) as (llm_url, server),
+        asking(face, configured(settings, ("local", llm_url)), searcher, engine) as ask,
+    ):
+        first = ask(question)
+        followed = ask(follow_up, conversation_id=first.answer["conversation_id"])
+    conversation = first.answer["conversation_id"]
+    assert followed.answer["conversation_id"] == conversation
+    assert followed.answer["mode"] == "generative"
+    assert followed.answer["citations"][0]["doc_id"] == STORAGE
+    rewrite_request = next(
+        b["messages"] for b in server.bodies if b["messages"][0]["content"] == REWRITE_SYSTEM
+    )
+    assert rewrite_request[1:] == [
+        {"role": "user", "content": question},
+        {"role": "assistant", "content": "Store them above freezing [1]."},
+        {"role": "user", "content": follow_up},
+    ]
+    assert f"Question: {standalone}" in server.bodies[-1]["messages"][1]["content"]
+    turns = Memory(engine).recent_turns(settings.tenant, uuid.UUID(conversation), 5)
+    assert [(t.question, t.query) for t in turns] == [
+        (question, question),
+        (follow_up, standalone),
+    ]
+    assert [t.trace_id for t in turns] == [first.answer["trace_id"], followed.answer["trace_id"]]
+
+
+def test_citations_are_checked_and_unsupported_answers_flagged(
+    face: str, searcher: Searcher, settings: Settings, engine: Engine
+) -> None:
+    raw = "Calibrate it in air-saturated water [1]. Then check the cap [9][2]."
+    behaviour = Behaviour(reply=lambda _: raw)
+    with (
+        openai_server(behaviour) as (llm_url, server),
+        asking(face, configured(settings, ("local", llm_url)), searcher, engine) as ask,
+    ):
+        checked = ask(QUESTION)
+        behaviour.reply = lambda _: "Bitcoin is up today [1][2]."
+        unsupported = [ask("what is the procedure to calibrate the oxygen sensor")]
+        unsupported.append(ask("what is the procedure to calibrate the oxygen sensor"))
+    answer = checked.answer
+    assert answer["mode"] == "generative"
+    assert answer["answer"] == "Calibrate it in air-saturated water [1]. Then check the cap [2]."
+    assert [c["n"] for c in answer["citations"]] == [1, 2]
+    assert answer["removed_citations"] == 1
+    assert not answer["unsupported"]
+    assert answer["provider"] == "local"
+    assert answer["usage"]["completion_tokens"] > 0
+    for reply in unsupported:
+        assert reply.answer["unsupported"]
+        assert reply.answer["citations"] == []
+        assert reply.answer["removed_citations"] == 2
+        assert reply.answer["answer"] == "Bitcoin is up today."
+    assert [r.answer["cached"] for r in unsupported] == [False, False]
+    assert server.requests == 3, "an unsupported answer is not kept for reuse"
+    if face == "POST /v1/ask/stream":
+        assert checked.streamed == raw, "the tokens are the model's, the answer is checked"
+
+
+def test_refusals_requests_for_more_words_fallback_and_failover(
+    face: str, searcher: Searcher, settings: Settings, engine: Engine
+) -> None:
+    with (
+        openai_server(Behaviour(fail_status=500)) as (broken_url, broken),
+        openai_server(Behaviour(reply=lambda _: REFUSAL)) as (refusing_url, _),
+        openai_server(Behaviour(reply=lambda _: "Calibrate in water [1].")) as (good_url, _),
+    ):
+        chain = configured(
+            settings,
+            ("primary", broken_url),
+            ("backup", good_url),
+            llm_circuit_failures=2,
+            answer_cache_ttl=0,
+        )
+        with asking(face, chain, searcher, engine) as ask:
+            answers = [ask(QUESTION).answer for _ in range(3)]
+            assert ask("What is the capital of Mars?").answer["mode"] == "refused"
+            assert ask("oxygen sensor").answer["mode"] == "clarify"
+        assert [a["provider"] for a in answers] == ["backup"] * 3
+        assert broken.requests == 2, "the primary's circuit opened after two failures"
+
+        with asking(face, configured(settings, ("down", broken_url)), searcher, engine) as ask:
+            fallback = ask(QUESTION)
+        assert fallback.answer["mode"] == "extractive"
+        assert fallback.answer["citations"]
+        assert all(f"[{c['n']}]" in fallback.answer["answer"] for c in fallback.answer["citations"])
+        if face == "POST /v1/ask/stream":
+            assert fallback.streamed == fallback.answer["answer"]
+
+        refusing = configured(settings, ("local", refusing_url))
+        with asking(face, refusing, searcher, engine) as ask:
+            refused = ask(QUESTION).answer
+        assert (refused["mode"], refused["answer"], refused["citations"]) == (
+            "refused",
+            REFUSAL,
+            [],
+        )

@@ -13,9 +13,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ragline.config import Settings
-from ragline.ingest.embedders import Embedder
+from ragline.embedding.base import Embedder
+from ragline.ingest.connectors.files import FileSource
 from ragline.ingest.pipeline import Pipeline
-from ragline.ingest.sources import FileSource
 
 
 def failures(engine: Engine) -> dict[str, str]:
@@ -154,7 +154,7 @@ def test_a_50_mb_text_file_is_indexed_in_bounded_memory(tmp_path: Path, clean_db
         "from pathlib import Path\n"
         "from ragline.config import get_settings\n"
         "from ragline.ingest.pipeline import Pipeline\n"
-        "from ragline.ingest.sources import FileSource\n"
+        "from ragline.ingest.connectors.files import FileSource\n"
         "report = Pipeline.from_settings(get_settings()).sync("
         "FileSource(Path(sys.argv[1])), collection='big')\n"
         "print(json.dumps({**report.as_dict(), "

@@ -11,10 +11,9 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from ragline.config import Settings
+from ragline.embedding.base import Embedder, TokenCounter, Vectors
+from ragline.embedding.batching import BatchingEmbedder, LazyEmbedder
 from ragline.errors import EmbeddingError
-from ragline.ingest.embedders import Embedder
-from ragline.ingest.embedders.base import TokenCounter, Vectors
-from ragline.ingest.embedders.batching import BatchingEmbedder, LazyEmbedder
 from ragline.search.hybrid import Searcher
 
 

@@ -17,21 +17,19 @@ from tests.integration.service import start_process, wait_for
 from tests.integration.sources_util import add_source
 from tests.integration.test_sources import NOTES
 
-BEAT_BROKER = "redis://127.0.0.1:6379/13"
-
 
 @pytest.mark.slow
 def test_celery_beat_reads_schedules_from_the_database_and_workers_run_them(
-    clean_db: Engine, tmp_path: Path
+    clean_db: Engine, tmp_path: Path, redis_url: str
 ) -> None:
     from ragline.jobs.celery_app import create_celery
 
-    create_celery(Settings(broker_url=BEAT_BROKER)).control.purge()
+    create_celery(Settings(broker_url=redis_url)).control.purge()
     folder = tmp_path / "notes"
     folder.mkdir()
     for name, text in NOTES.items():
         (folder / name).write_text(text)
-    env = {"RAGLINE_BROKER_URL": BEAT_BROKER, "RAGLINE_SCHEDULER_INTERVAL": "0.5"}
+    env = {"RAGLINE_BROKER_URL": redis_url, "RAGLINE_SCHEDULER_INTERVAL": "0.5"}
     processes = [
         start_process(["beat"], env, log=tmp_path / "beat.log"),
         start_process(["worker", "--queues", "sync"], env, log=tmp_path / "worker.log"),

@@ -18,9 +18,9 @@ from sqlalchemy.engine import Engine
 
 from ragline.config import Settings
 from ragline.domain import Filter, Hit
-from ragline.ingest.embedders import Embedder
+from ragline.embedding.base import Embedder
+from ragline.ingest.connectors.files import FileSource
 from ragline.ingest.pipeline import Pipeline
-from ragline.ingest.sources import FileSource
 from ragline.search.hybrid import Searcher
 
 K1, B = 1.2, 0.75

@@ -13,9 +13,10 @@ from amqp.exceptions import ChannelError
 from sqlalchemy.engine import Engine
 
 from ragline.config import Settings
-from ragline.jobs.celery_app import ALL_QUEUES, create_celery
+from ragline.jobs.celery_app import create_celery
 from ragline.jobs.dispatch import CeleryDispatcher
-from ragline.jobs.store import create_job
+from ragline.jobs.store import QUEUES, create_job
+from ragline.uploads.jobs import INDEX_UPLOAD
 from tests.integration.service import (
     Client,
     client_for,
@@ -25,10 +26,8 @@ from tests.integration.service import (
 )
 from tests.integration.test_api import assert_indexed_once
 
-BROKERS = {
-    "redis": "redis://127.0.0.1:6379/15",
-    "rabbitmq": "amqp://guest:guest@127.0.0.1:5672//",
-}
+# Each broker by the fixture that gives this module its own database or virtual host.
+BROKERS = {"redis": "redis_url", "rabbitmq": "amqp_url"}
 # Redis hands an unacknowledged job to another worker after this long.
 VISIBILITY_TIMEOUT = 8
 
@@ -37,7 +36,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(params=list(BROKERS), scope="module")
 def broker(request: pytest.FixtureRequest) -> str:
-    url = BROKERS[request.param]
+    url: str = request.getfixturevalue(BROKERS[request.param])
     settings = Settings(broker_url=url)
     try:
         with create_celery(settings).connection_for_write() as conn:
@@ -94,7 +93,7 @@ def queue_sizes(settings: Settings) -> dict[str, int]:
     """Messages waiting in each queue (Redis keeps no empty queue: those count 0)."""
     sizes = {}
     with create_celery(settings).connection_for_read() as conn:
-        for name in ALL_QUEUES:
+        for name in QUEUES:
             try:
                 sizes[name] = conn.channel().queue_declare(queue=name, passive=True).message_count
             except ChannelError:
@@ -108,7 +107,12 @@ def test_a_job_is_published_to_its_own_queue_once(broker: str, engine: Engine) -
     app.control.purge()
     with engine.begin() as conn:
         job = create_job(
-            conn, tenant="acme", kind="index_upload", payload={"upload_id": "x"}, max_attempts=1
+            conn,
+            tenant="acme",
+            kind=INDEX_UPLOAD.name,
+            queue=INDEX_UPLOAD.queue,
+            payload={"upload_id": "x"},
+            max_attempts=1,
         )
     CeleryDispatcher(settings).dispatch(job)
     try:

@@ -97,7 +97,7 @@ def test_errors_say_what_to_do(clean_db: Engine, tmp_path: Path) -> None:
     assert "no such file or folder" in missing.output
 
     bad_filter = runner.invoke(app, ["search", "x", "--filter", "date=yesterday"])
-    assert bad_filter.exit_code == 1
+    assert bad_filter.exit_code == 64  # EX_USAGE: the command must change
     assert "YYYY-MM-DD" in bad_filter.output
 
     no_weight = runner.invoke(app, ["search", "x", "--dense-weight", "0", "--lexical-weight", "0"])
@@ -129,8 +129,7 @@ def test_embedding_model_is_recorded_in_the_ledger(clean_db: Engine, corpus: Pat
         assert list(models) == ["all-MiniLM-L6-v2"]
 
 
-def _local_postgres() -> str | None:
-    url = "postgresql://postgres@127.0.0.1:5432/postgres"
+def _local_postgres(url: str) -> str | None:
     try:
         with psycopg.connect(url, connect_timeout=2) as conn:
             has_vector = conn.execute(
@@ -141,10 +140,10 @@ def _local_postgres() -> str | None:
     return None if has_vector else url
 
 
-def test_server_without_pgvector_gets_a_clear_error(tmp_path: Path) -> None:
-    url = _local_postgres()
+def test_server_without_pgvector_gets_a_clear_error(tmp_path: Path, postgres_url: str) -> None:
+    url = _local_postgres(postgres_url)
     if url is None:
-        pytest.skip("no PostgreSQL without pgvector on 127.0.0.1:5432 to test against")
+        pytest.skip(f"no PostgreSQL without pgvector at {postgres_url} to test against")
     with pytest.raises(DatabaseError, match="no 'vector' extension"):
         get_engine(Settings(home=tmp_path, database_url=url))
 

@@ -16,14 +16,15 @@ from sqlalchemy.engine import Engine
 from ragline.answer.service import Answerer
 from ragline.config import Settings
 from ragline.domain import AnswerMode
+from ragline.embedding.base import Embedder
 from ragline.errors import ConfigurationError, SourceUnavailable
-from ragline.ingest.embedders import Embedder
+from ragline.ingest.connectors.confluence import ConfluenceSource
+from ragline.ingest.connectors.kinds import Profiles, SourceContext
 from ragline.ingest.pipeline import Pipeline
-from ragline.ingest.sources.confluence import ConfluenceSource
 from ragline.jobs.dispatch import PollingDispatcher
 from ragline.jobs.store import Job
 from ragline.search.hybrid import Searcher
-from ragline.sources.kinds import Profiles, SourceContext, get_kind
+from ragline.sources.registry import get_kind
 from ragline.sources.service import enqueue_sync
 from ragline.sources.store import SourceRecord, get_source, list_sources
 from tests.integration.confluence_server import Page, Wiki, confluence_server

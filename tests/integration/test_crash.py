@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ragline.config import Settings
+from ragline.ingest.connectors.files import FileSource
 from ragline.ingest.pipeline import Pipeline
-from ragline.ingest.sources import FileSource
 from tests.integration.service import client_for, free_port, start_long_job, start_process, wait_for
 from tests.integration.test_api import assert_indexed_once
 

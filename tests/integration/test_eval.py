@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from ragline.cli import app
 from ragline.config import Settings
 from ragline.domain import Filter, Hit
-from ragline.ingest.embedders import Embedder
+from ragline.embedding.base import Embedder
 from ragline.search.hybrid import Searcher
 
 CORPUS = [
@@ -94,7 +94,7 @@ def test_eval_reports_every_mode_and_reuses_the_index(clean_db: Engine, tmp_path
 
 def test_missing_dataset_files_are_explained(clean_db: Engine, tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["eval", "retrieval", "--beir", str(tmp_path)])
-    assert result.exit_code == 1
+    assert result.exit_code == 78  # EX_CONFIG
     assert "corpus.jsonl" in result.output or "qrels" in result.output
 
 

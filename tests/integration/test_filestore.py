@@ -1,5 +1,5 @@
-"""The file stores of uploads: one contract, met by the local folder and by S3 (a real
-S3-compatible server, moto, started by the tests)."""
+"""The file stores of uploads: one contract (``ragline.testing.filestore``), met by the
+local folder and by S3 (a real S3-compatible server, moto, started by the tests)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from sqlalchemy.engine import Engine
 
 from ragline.auth import Principal
 from ragline.config import Settings
-from ragline.errors import IngestError, SourceUnavailable
-from ragline.jobs.tasks import JobExecutor
+from ragline.errors import SourceUnavailable
+from ragline.handlers import JOB_KINDS
+from ragline.jobs.executor import JobExecutor
+from ragline.testing.filestore import FileStoreContract
 from ragline.uploads.filestore import FileStore, LocalFileStore, get_filestore
 from ragline.uploads.s3 import S3FileStore
 from ragline.uploads.service import UploadService
@@ -45,33 +47,6 @@ def bucket(s3_endpoint: str, aws_credentials: None) -> str:
     if BUCKET not in existing:
         client.create_bucket(Bucket=BUCKET)
     return BUCKET
-
-
-class FileStoreContract:
-    """What every file store must do."""
-
-    @pytest.fixture
-    def store(self) -> FileStore:
-        raise NotImplementedError
-
-    def test_round_trip(self, store: FileStore) -> None:
-        data = bytes(range(256)) * 5000
-        store.put("tenant/one", io.BytesIO(data))
-        assert store.get("tenant/one") == data
-        store.put("tenant/one", io.BytesIO(b"second version"))
-        assert store.get("tenant/one") == b"second version"
-
-    def test_delete_is_idempotent(self, store: FileStore) -> None:
-        store.put("tenant/two", io.BytesIO(b"x"))
-        store.delete("tenant/two")
-        store.delete("tenant/two")
-        with pytest.raises(IngestError, match="missing"):
-            store.get("tenant/two")
-
-    def test_a_missing_file_is_a_failure_of_that_item(self, store: FileStore) -> None:
-        with pytest.raises(IngestError) as raised:
-            store.get("tenant/never")
-        assert not isinstance(raised.value, SourceUnavailable)
 
 
 class TestLocalFileStore(FileStoreContract):
@@ -140,8 +115,10 @@ def test_an_unreachable_file_store_makes_the_job_retry(
     unreachable = settings.model_copy(
         update={"filestore_url": "s3://gone", "s3_endpoint_url": f"http://127.0.0.1:{free_port()}"}
     )
-    retry_in = JobExecutor(unreachable, clean_db).execute_id(job.id, worker="test")
-    assert retry_in == settings.job_retry_backoff
+    retry_in = JobExecutor(unreachable, clean_db, kinds=JOB_KINDS).execute_id(job.id, worker="test")
+    # The first backoff, jittered down by up to half (ragline.retry.Backoff).
+    assert retry_in is not None
+    assert settings.job_retry_backoff / 2 <= retry_in <= settings.job_retry_backoff
     with clean_db.connect() as conn:
         status, error = conn.execute(
             sa.text("SELECT status, error FROM jobs WHERE id = :id"), {"id": job.id}
@@ -153,7 +130,9 @@ def test_an_unreachable_file_store_makes_the_job_retry(
     assert "SourceUnavailable" in error
     assert failed == 0
     # Once the store is back, the next attempt indexes the document.
-    assert JobExecutor(settings, clean_db).execute_id(job.id, worker="test") is None
+    assert (
+        JobExecutor(settings, clean_db, kinds=JOB_KINDS).execute_id(job.id, worker="test") is None
+    )
     with clean_db.connect() as conn:
         status, attempts = conn.execute(
             sa.text("SELECT status, attempts FROM jobs WHERE id = :id"), {"id": job.id}

@@ -10,8 +10,8 @@ from sqlalchemy.engine import Engine
 
 from ragline.domain import Filter
 from ragline.errors import SourceUnavailable, SyncInProgress
+from ragline.ingest.connectors.files import FileSource
 from ragline.ingest.pipeline import Pipeline
-from ragline.ingest.sources import FileSource
 from ragline.search.hybrid import Searcher
 
 HANDBOOK = "guides/field-maintenance-handbook.md"

@@ -10,6 +10,7 @@ from ragline.answer.llm.failover import CircuitBreaker, FailoverLLM
 from ragline.answer.llm.openai import OpenAICompatible
 from ragline.config import ProviderConfig
 from ragline.errors import LLMRequestError, LLMUnavailable
+from ragline.retry import Backoff
 from tests.integration.openai_server import Behaviour, openai_server
 
 HELLO = [Message("system", "Be brief."), Message("user", "hello there")]
@@ -17,7 +18,7 @@ HELLO = [Message("system", "Be brief."), Message("user", "hello there")]
 
 def client(url: str, name: str = "p", *, timeout: float = 5, retries: int = 0) -> OpenAICompatible:
     config = ProviderConfig(name=name, base_url=url, model="m", timeout=timeout)
-    return OpenAICompatible(config, max_retries=retries, backoff=0.01)
+    return OpenAICompatible(config, max_retries=retries, backoff=Backoff(first=0.01, cap=0.05))
 
 
 def test_completion_with_usage_and_the_request_sent() -> None:

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine, make_url
 from ragline.config import Settings
 from ragline.db.migrate import alembic_config, current_revision, head_revision, upgrade
 from ragline.db.tenancy import tenant_scope
+from ragline.modelspec import model_spec
 
 DATABASE = "ragline_upgrade"
 
@@ -36,7 +37,7 @@ def test_upgrade_from_0003_keeps_the_index_and_adds_row_level_security(
 ) -> None:
     with old_database.connect() as conn:
         conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS vector"))
-        command.upgrade(alembic_config(conn, settings), "0003")
+        command.upgrade(alembic_config(conn, model_spec(settings)), "0003")
         conn.commit()
         assert current_revision(conn) == "0003"
         for tenant in ("a", "b"):
@@ -49,7 +50,7 @@ def test_upgrade_from_0003_keeps_the_index_and_adds_row_level_security(
             )
         conn.commit()
 
-        assert upgrade(conn, settings) == head_revision()
+        assert upgrade(conn, model_spec(settings)) == head_revision()
 
     with tenant_scope(old_database, "a") as conn:
         rows = conn.execute(sa.text("SELECT tenant FROM documents")).scalars().all()

@@ -20,16 +20,21 @@ from sqlalchemy.engine import Engine
 
 from ragline.config import Settings
 from ragline.domain import Filter
+from ragline.embedding.base import Embedder
 from ragline.errors import ConfigurationError, IngestError, SourceUnavailable
-from ragline.ingest.embedders import Embedder
-from ragline.ingest.sources.base import SourceItem
-from ragline.ingest.sources.s3 import KIND, KeyFilter, S3Config, S3Source
+from ragline.handlers import JOB_KINDS
+from ragline.ingest.connectors.base import SourceItem
+from ragline.ingest.connectors.kinds import SourceContext
+from ragline.ingest.connectors.s3.kind import KIND
+from ragline.ingest.connectors.s3.source import KeyFilter, S3Config, S3Source
 from ragline.jobs.dispatch import PollingDispatcher
+from ragline.jobs.executor import JobExecutor
 from ragline.jobs.store import Job, get_job
-from ragline.jobs.tasks import JobExecutor
 from ragline.search.hybrid import Searcher
-from ragline.sources.kinds import ConsumeOptions, SourceContext
-from ragline.sources.service import build_context, build_source, enqueue_sync
+from ragline.sources.build import build_context, build_source
+from ragline.sources.consumers.s3 import consume as consume_events
+from ragline.sources.registry import ConsumeOptions
+from ragline.sources.service import enqueue_sync
 from ragline.sources.store import SourceRecord
 from tests.integration.s3_server import REGION, moto_server, s3_client
 from tests.integration.service import client_for, serve_in_thread
@@ -39,7 +44,7 @@ from tests.integration.test_api import make_pdf
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
+AMQP_URL = ""  # this module's RabbitMQ virtual host (tests/services.py), set by ``queue``
 KEY_ID_ENV = "RAGLINE_TEST_S3_KEY_ID"
 SECRET_ENV = "RAGLINE_TEST_S3_SECRET"
 EVENTS_URL_ENV = "RAGLINE_TEST_S3_EVENTS_URL"
@@ -427,7 +432,9 @@ def test_a_job_with_malformed_event_records_fails_with_the_reason(
 
 
 @pytest.fixture
-def queue(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def queue(monkeypatch: pytest.MonkeyPatch, amqp_url: str) -> Iterator[str]:
+    global AMQP_URL
+    AMQP_URL = amqp_url
     """A queue of its own on the machine's RabbitMQ, as an operator would create it
     (bound to the exchange the bucket publishes to); deleted afterwards."""
     name = f"ragline-test-s3-{uuid.uuid4().hex[:8]}"
@@ -501,9 +508,7 @@ def test_the_queue_consumer_turns_events_into_jobs_and_dead_letters_the_malforme
     )
     assert KIND.backlog is not None
     assert KIND.backlog(config, context) == 5
-    assert KIND.consume is not None
-
-    KIND.consume(config, context, ConsumeOptions(consumers=2, idle_timeout=1.5))
+    consume_events(config, context, ConsumeOptions(consumers=2, idle_timeout=1.5))
 
     jobs = event_jobs(clean_db)
     assert jobs
@@ -538,15 +543,14 @@ def test_the_consumer_stops_when_asked_and_needs_its_queue(
     settings: Settings, clean_db: Engine, bucket: str, s3_endpoint: str, queue: str
 ) -> None:
     _, config, context = consuming(clean_db, settings, bucket, s3_endpoint, queue)
-    assert KIND.consume is not None
     stop = threading.Event()
     threading.Timer(0.5, stop.set).start()
-    KIND.consume(config, context, ConsumeOptions(stop=stop.is_set))  # returns: it was asked
+    consume_events(config, context, ConsumeOptions(stop=stop.is_set))  # returns: it was asked
     assert stop.is_set()
 
     missing = config.model_copy(update={"events_queue": f"{queue}-missing"})
     with pytest.raises(SourceUnavailable, match="does not exist"):
-        KIND.consume(missing, context, ConsumeOptions(idle_timeout=1))
+        consume_events(missing, context, ConsumeOptions(idle_timeout=1))
 
 
 @pytest.mark.parametrize(
@@ -586,7 +590,7 @@ def test_a_missing_bucket_makes_the_job_retry_with_what_to_check(
     )
     job = enqueue_sync(clean_db, PollingDispatcher(), record, full=True, trigger="manual")
 
-    retry_in = JobExecutor(settings, clean_db).execute_id(job.id, worker="test")
+    retry_in = JobExecutor(settings, clean_db, kinds=JOB_KINDS).execute_id(job.id, worker="test")
 
     assert retry_in is not None
     with clean_db.connect() as conn:

@@ -11,10 +11,10 @@ from sqlalchemy.engine import Engine
 
 from ragline.config import Settings
 from ragline.domain import Filter
+from ragline.embedding.base import Embedder
 from ragline.errors import RetrievalError
-from ragline.ingest.embedders import Embedder
+from ragline.ingest.connectors.files import FileSource
 from ragline.ingest.pipeline import Pipeline
-from ragline.ingest.sources import FileSource
 from ragline.search.hybrid import Searcher
 from tests.conftest import SAMPLES
 

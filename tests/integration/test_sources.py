@@ -17,7 +17,9 @@ from typer.testing import CliRunner
 
 from ragline.cli import app
 from ragline.config import Settings
+from ragline.errors import Unsupported
 from ragline.jobs.dispatch import PollingDispatcher
+from ragline.jobs.store import list_jobs
 from ragline.sources.schedule import enqueue_due
 from ragline.sources.service import enqueue_sync
 from tests.integration.service import (
@@ -194,16 +196,16 @@ def test_a_sync_waiting_to_start_is_not_queued_twice_and_two_syncs_never_overlap
     assert second.payload["events"] == [{"key": "a"}, {"key": "b"}]
 
     # While one sync holds the source's lock, another attempt is put back to retry.
+    from ragline.db.locks import session_lock
+    from ragline.handlers import JOB_KINDS
     from ragline.ingest.ledger import source_lock_key
-    from ragline.jobs.tasks import JobExecutor
+    from ragline.jobs.executor import JobExecutor
 
     key = source_lock_key(record.tenant, record.collection, record.ledger_name)
-    with clean_db.connect() as holder:
-        holder.execute(sa.text("SELECT pg_advisory_lock(hashtextextended(:k, 0))"), {"k": key})
-        retry_in = JobExecutor(settings, clean_db).execute_id(one.id, worker="test")
-        assert retry_in is not None
-        holder.execute(sa.text("SELECT pg_advisory_unlock(hashtextextended(:k, 0))"), {"k": key})
-        holder.commit()
+    with session_lock(clean_db, key) as held:
+        assert held
+        executor = JobExecutor(settings, clean_db, kinds=JOB_KINDS)
+        assert executor.execute_id(one.id, worker="test") is not None
     assert run_job(settings, one).status == "succeeded"
     assert len(runs_of(clean_db, record.id)) == 1
 
@@ -391,3 +393,32 @@ def test_the_embedded_scheduler_runs_due_sources_and_sees_edits_without_a_restar
     settled = len(runs_of(clean_db, source_id))
     time.sleep(3)
     assert len(runs_of(clean_db, source_id)) == settled
+
+
+def test_a_stream_source_is_not_synced_and_says_so_at_once(
+    clean_db: Engine, settings: Settings
+) -> None:
+    """A stream's changes are consumed, never listed: `ragline sync` refuses at once,
+    with the command that works, and queues nothing to retry."""
+    record = add_source(
+        clean_db,
+        name="cdc",
+        kind="stream",
+        collection="posts",
+        config={
+            "transport": "redis",
+            "url": "redis://127.0.0.1:1/0",
+            "stream": "cdc",
+            "group": "ragline",
+            "categories": {"posts": {"title_fields": ["title"], "text_fields": ["body"]}},
+        },
+    )
+    started = time.monotonic()
+    result = runner.invoke(app, ["sync", record.name])
+    assert time.monotonic() - started < 5
+    assert result.exit_code == 78, result.output  # EX_CONFIG: retrying will not help
+    assert "ragline consume cdc" in result.output
+    with clean_db.connect() as conn:
+        assert list_jobs(conn) == []
+    with pytest.raises(Unsupported, match="consumed, not synced"):
+        enqueue_sync(clean_db, PollingDispatcher(), record, full=True, trigger="manual")

@@ -17,12 +17,11 @@ from ragline.errors import ConfigurationError
 from ragline.jobs.dispatch import PollingDispatcher
 from ragline.sources.schedule import enqueue_due
 from ragline.sources.store import SourceRecord
+from tests import services
 from tests.integration.sources_util import add_source, reload, run_job, sync_now
 
-DATABASES = {
-    "postgresql": "postgresql+psycopg://postgres@127.0.0.1:5432/test",
-    "mariadb": "mysql+pymysql://root@127.0.0.1:3306/test",
-}
+# Each server by its fixture (tests/services.py).
+DATABASES = {"postgresql": "postgres_url", "mariadb": "mariadb_url"}
 T0 = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC)
 
 BODIES = {
@@ -37,7 +36,7 @@ BODIES = {
 @pytest.fixture(params=sorted(DATABASES))
 def table(request: pytest.FixtureRequest) -> Iterator[tuple[Engine, str, str]]:
     """An ``articles`` table of its own in a real database server; (engine, url, name)."""
-    url = DATABASES[request.param]
+    url = services.sqlalchemy_url(request.getfixturevalue(DATABASES[request.param]))
     engine = sa.create_engine(url)
     name = f"articles_{uuid.uuid4().hex[:8]}"
     when = "timestamptz" if request.param == "postgresql" else "datetime(6)"

@@ -28,15 +28,19 @@ from kombu import Connection, Producer
 from sqlalchemy.engine import Engine
 
 from ragline.config import Settings
-from ragline.errors import ConfigurationError
-from ragline.ingest.sources.stream import KIND, MalformedEvent, StreamSource
-from ragline.sources.kinds import ConsumeOptions, Profiles, SourceContext
-from ragline.sources.service import build_context
+from ragline.errors import ConfigurationError, MalformedEvent
+from ragline.ingest.connectors.kinds import Profiles, SourceContext
+from ragline.ingest.connectors.stream.kind import KIND
+from ragline.ingest.connectors.stream.source import StreamSource
+from ragline.sources.build import build_context
+from ragline.sources.consumers.stream import consume as consume_stream
+from ragline.sources.registry import ConsumeOptions, get_consumer
 from ragline.sources.store import SourceRecord, SourceSpec, create_source
 from tests.integration.webhook_receiver import Receiver, webhook_receiver
 
-AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
-REDIS_URL = "redis://127.0.0.1:6379/15"
+# This module's RabbitMQ virtual host and Redis database (tests/services.py), set by
+# ``_services`` before its first test.
+AMQP_URL = REDIS_URL = ""
 ROOT = Path(__file__).resolve().parents[2]
 COLLECTION = "cdc"
 BASE_MS = 1_717_200_000_000
@@ -305,8 +309,13 @@ def context_for(record: SourceRecord, settings: Settings, engine: Engine) -> Sou
 
 
 def consume(record: SourceRecord, context: SourceContext, **options: Any) -> None:
-    assert KIND.consume is not None
-    KIND.consume(KIND.validate(record.config), context, ConsumeOptions(**options))
+    consume_stream(KIND.validate(record.config), context, ConsumeOptions(**options))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _services(amqp_url: str, redis_url: str) -> None:
+    global AMQP_URL, REDIS_URL
+    AMQP_URL, REDIS_URL = amqp_url, redis_url
 
 
 # -- RabbitMQ --------------------------------------------------------------------------
@@ -716,7 +725,7 @@ def test_configuration_is_checked() -> None:
     assert config.dead_letters == "cdc.dlq"
     assert config.batch_size == 200
     assert KIND.listable is False
-    assert KIND.consume is not None
+    assert get_consumer("stream") is consume_stream
     redis_config = KIND.validate(
         {
             "transport": "redis",

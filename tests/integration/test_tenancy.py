@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -19,11 +20,41 @@ from ragline.errors import AuthError
 from ragline.ratelimit import PostgresRateLimiter, RateLimiter, RedisRateLimiter
 from tests.integration.service import Client, client_for, serve_in_thread
 
-REDIS_URL = "redis://127.0.0.1:6379/14"
+# Every table with row-level security, parents before children (the order they are
+# seeded in). ``test_every_table_with_row_level_security_is_checked`` keeps it whole.
 TENANT_TABLES = (
     *("documents", "chunks", "postings", "bm25_stats", "sync_runs", "uploads", "jobs"),
-    *("conversations", "answers", "feedback", "answer_cache"),
+    *("conversations", "answers", "feedback", "answer_cache", "sources"),
 )
+# One valid row of each table for ``:tenant``. ``:key`` and ``:uid`` are new for every
+# row; ``:document``, ``:chunk``, ``:conversation`` and ``:answer`` name parent rows of
+# the same tenant, ``:dim`` the embedding's dimension.
+TENANT_ROWS = {
+    "documents": "INSERT INTO documents (tenant, collection, doc_id, source, status) "
+    "VALUES (:tenant, 'c', :key, 's', 'active') RETURNING id",
+    "chunks": "INSERT INTO chunks (document_id, tenant, collection, source, ordinal, text, "
+    "token_count, sha256, embedding) VALUES (:document, :tenant, 'c', 's', :n, 'tide gauge', "
+    "2, :key, array_fill(0.1::real, ARRAY[CAST(:dim AS integer)])::vector) RETURNING id",
+    "postings": "INSERT INTO postings (tenant, term, collection, chunk_id, tf_context, tf_text) "
+    "VALUES (:tenant, :key, 'c', :chunk, 0, 1)",
+    "bm25_stats": "INSERT INTO bm25_stats (tenant, collection, chunks) VALUES (:tenant, :key, 1)",
+    "sync_runs": "INSERT INTO sync_runs (tenant, collection, source, status) "
+    "VALUES (:tenant, 'c', 's', 'succeeded')",
+    "uploads": "INSERT INTO uploads (id, tenant, collection, filename, content_type, "
+    "size_bytes, sha256, storage_key, status) "
+    "VALUES (:uid, :tenant, 'c', 'a.md', 'text/markdown', 1, :key, :key, 'queued')",
+    "jobs": "INSERT INTO jobs (id, tenant, kind, queue, status, max_attempts) "
+    "VALUES (:uid, :tenant, 'index_upload', 'ingest', 'queued', 1)",
+    "conversations": "INSERT INTO conversations (id, tenant) VALUES (:uid, :tenant) RETURNING id",
+    "answers": "INSERT INTO answers (trace_id, tenant, conversation_id, question, query, "
+    "answer, mode) VALUES (:key, :tenant, :conversation, 'q', 'q', 'a', 'extractive') "
+    "RETURNING trace_id",
+    "feedback": "INSERT INTO feedback (trace_id, tenant, rating) VALUES (:answer, :tenant, 1)",
+    "answer_cache": "INSERT INTO answer_cache (tenant, key, answer) VALUES (:tenant, :key, '{}')",
+    "sources": "INSERT INTO sources (id, tenant, name, kind, collection, environments) "
+    "VALUES (:uid, :tenant, :key, 'filesystem', 'c', ARRAY['dev'])",
+}
+PARENTS = {"documents": "document", "chunks": "chunk", "conversations": "conversation"}
 
 
 @pytest.fixture(scope="module")
@@ -173,10 +204,10 @@ def test_over_the_rate_a_key_gets_429(settings: Settings, clean_db: Engine) -> N
 
 
 @pytest.fixture(params=["postgres", "redis"])
-def limiter(request: pytest.FixtureRequest, clean_db: Engine) -> RateLimiter:
+def limiter(request: pytest.FixtureRequest, clean_db: Engine, redis_url: str) -> RateLimiter:
     if request.param == "redis":
-        redis.Redis.from_url(REDIS_URL).flushdb()
-        return RedisRateLimiter(REDIS_URL, per_minute=60, burst=5)
+        redis.Redis.from_url(redis_url).flushdb()
+        return RedisRateLimiter(redis_url, per_minute=60, burst=5)
     return PostgresRateLimiter(clean_db, per_minute=60, burst=5)
 
 
@@ -187,3 +218,85 @@ def test_token_bucket(limiter: RateLimiter) -> None:
     assert [d.remaining for d in decisions[:5]] == [4, 3, 2, 1, 0]
     assert decisions[5].retry_after == 1  # one token a second
     assert limiter.take(f"other{key}").allowed
+
+
+def _row(tenant: str, n: int, parents: dict[str, Any]) -> dict[str, Any]:
+    return {"tenant": tenant, "n": n, "key": f"{tenant}-{n}", "uid": uuid.uuid4(), **parents}
+
+
+@pytest.fixture
+def both_tenants(clean_db: Engine) -> dict[str, dict[str, Any]]:
+    """Rows of tenants 'a' and 'b' in every table with row-level security, written by
+    the engine's own role. Returns, for each tenant, its parent rows' ids, with an
+    answer that has no feedback yet as ``answer``."""
+    with clean_db.begin() as conn:
+        dim = conn.execute(
+            sa.text(
+                "SELECT atttypmod FROM pg_attribute "
+                "WHERE attrelid = 'chunks'::regclass AND attname = 'embedding'"
+            )
+        ).scalar_one()
+        parents: dict[str, dict[str, Any]] = {}
+        for tenant in ("a", "b"):
+            mine: dict[str, Any] = {"dim": dim}
+            for table in TENANT_TABLES:
+                if table == "feedback":
+                    mine["answer"] = f"{tenant}-1"
+                result = conn.execute(sa.text(TENANT_ROWS[table]), _row(tenant, 1, mine))
+                if table in PARENTS:
+                    mine[PARENTS[table]] = result.scalar_one()
+            # A second answer, without feedback, for a new feedback row to point at.
+            conn.execute(sa.text(TENANT_ROWS["answers"]), _row(tenant, 2, mine))
+            mine["answer"] = f"{tenant}-2"
+            parents[tenant] = mine
+    return parents
+
+
+def _counts(engine: Engine, table: str) -> dict[str, int]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(f"SELECT tenant, count(*) FROM {table} GROUP BY tenant"))
+        return {str(tenant): int(count) for tenant, count in rows}
+
+
+def test_every_table_with_row_level_security_is_checked(engine: Engine) -> None:
+    with engine.connect() as conn:
+        enabled = conn.execute(
+            sa.text(
+                "SELECT relname FROM pg_class "
+                "WHERE relrowsecurity AND relnamespace = 'public'::regnamespace"
+            )
+        ).scalars()
+        assert set(enabled) == set(TENANT_TABLES)
+    assert set(TENANT_ROWS) == set(TENANT_TABLES)
+
+
+@pytest.mark.parametrize("table", TENANT_TABLES)
+def test_row_level_security_on(
+    table: str, both_tenants: dict[str, dict[str, Any]], clean_db: Engine
+) -> None:
+    before = _counts(clean_db, table)
+    assert before.get("a", 0) >= 1
+    assert before.get("b", 0) >= 1
+    refused = pytest.raises(sa.exc.ProgrammingError, match="row-level security")
+
+    with tenant_scope(clean_db, "a") as conn:
+        seen = conn.execute(sa.text(f"SELECT tenant FROM {table}")).scalars().all()
+        assert seen == ["a"] * before["a"]
+        named = f"SELECT count(*) FROM {table} WHERE tenant = 'b'"
+        assert conn.execute(sa.text(named)).scalar_one() == 0
+        update = f"UPDATE {table} SET tenant = tenant"
+        assert conn.execute(sa.text(f"{update} WHERE tenant = 'b'")).rowcount == 0
+        assert conn.execute(sa.text(update)).rowcount == before["a"]  # its own rows only
+        assert conn.execute(sa.text(f"DELETE FROM {table} WHERE tenant = 'b'")).rowcount == 0
+    with refused, tenant_scope(clean_db, "a") as conn:  # nor hand its rows to b
+        conn.execute(sa.text(f"UPDATE {table} SET tenant = 'b'"))
+    assert _counts(clean_db, table) == before
+
+    # A row for b that the owner could write (its parents are b's), but a may not.
+    row = _row("b", 3, both_tenants["b"])
+    with clean_db.connect() as conn, conn.begin() as transaction:
+        conn.execute(sa.text(TENANT_ROWS[table]), row)
+        transaction.rollback()
+    with refused, tenant_scope(clean_db, "a") as conn:
+        conn.execute(sa.text(TENANT_ROWS[table]), row)
+    assert _counts(clean_db, table) == before

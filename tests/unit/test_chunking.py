@@ -6,10 +6,10 @@ import pytest
 
 from ragline.config import Settings
 from ragline.domain import Block, Chunk, DocType, ParsedDocument
+from ragline.embedding.local import HFTokenCounter
 from ragline.ingest.chunking import PROFILES, Chunker, ChunkProfile
-from ragline.ingest.embedders import model_path
-from ragline.ingest.embedders.local import HFTokenCounter
 from ragline.ingest.text import sha256_text
+from ragline.modelspec import model_path
 
 WINDOW = 254  # MiniLM: 256 positions less [CLS] and [SEP]
 

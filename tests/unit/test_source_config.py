@@ -8,10 +8,12 @@ import datetime as dt
 import pytest
 
 from ragline.errors import ConfigurationError
-from ragline.ingest.pipeline import _latest
-from ragline.ingest.sources.base import Changes, SourceItem
-from ragline.notify import slack_message
-from ragline.sources.kinds import Profiles, check_no_secrets, get_kind
+from ragline.ingest.connectors.base import Changes, SourceItem
+from ragline.ingest.connectors.kinds import Profiles
+from ragline.ingest.versions import latest_versions
+from ragline.secrets import check_no_secrets
+from ragline.sources.notify import slack_message
+from ragline.sources.registry import get_kind
 from ragline.sources.store import SourceSpec, next_time
 
 
@@ -108,7 +110,7 @@ def test_a_change_set_keeps_the_last_version_of_each_document() -> None:
         items=[item("a", 3), item("a", 1), item("b", 1), item("c", 5)],
         deleted={"b": at(2), "c": at(4), "d": None},
     )
-    items, deleted = _latest(changes)
+    items, deleted = latest_versions(changes)
     assert [(i.doc_id, i.modified) for i in items] == [("a", at(3)), ("c", at(5))]
     assert deleted == {"b": at(2), "d": None}
 

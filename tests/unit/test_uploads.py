@@ -4,11 +4,14 @@ import io
 
 import pytest
 
+from ragline.api.errors import status_of
 from ragline.auth import Principal
 from ragline.config import Settings
-from ragline.errors import Forbidden, UploadRejected
-from ragline.jobs.tasks import JobExecutor
-from ragline.uploads.service import _measure, parse_name, storage_key
+from ragline.errors import Forbidden, UnsupportedType, UploadTooLarge
+from ragline.jobs.executor import JobExecutor
+from ragline.retry import Backoff
+from ragline.uploads.names import parse_name, storage_key
+from ragline.uploads.service import _measure
 
 
 @pytest.mark.parametrize(
@@ -39,18 +42,18 @@ def test_parse_name(filename: str, content_type: str, expected: str) -> None:
     ],
 )
 def test_unsupported_or_contradictory_types_are_415(filename: str, content_type: str) -> None:
-    with pytest.raises(UploadRejected) as raised:
+    with pytest.raises(UnsupportedType) as raised:
         parse_name(filename, content_type)
-    assert raised.value.status == 415
+    assert status_of(raised.value) == 415
 
 
 def test_measure_stops_at_the_limit() -> None:
     data = io.BytesIO(b"abc" * 10)
     assert _measure(data, 30)[0] == 30
     assert data.tell() == 0
-    with pytest.raises(UploadRejected) as raised:
+    with pytest.raises(UploadTooLarge) as raised:
         _measure(io.BytesIO(b"x" * 31), 30)
-    assert raised.value.status == 413
+    assert status_of(raised.value) == 413
 
 
 def test_storage_keys_cannot_be_steered_by_the_tenant_name() -> None:
@@ -71,9 +74,14 @@ def test_roles_are_ordered() -> None:
         reader.require("writer")
 
 
-def test_retry_backoff_doubles_up_to_its_cap() -> None:
-    executor = JobExecutor(Settings(job_retry_backoff=2, job_retry_backoff_max=10))
-    assert [executor.backoff(n) for n in range(1, 6)] == [2, 4, 8, 10, 10]
+def test_retry_backoff_doubles_up_to_its_cap_with_jitter() -> None:
+    executor = JobExecutor(Settings(job_retry_backoff=2, job_retry_backoff_max=10), kinds=())
+    assert executor.backoff_policy == Backoff(first=2, cap=10)
+    assert [Backoff(2, 10, jitter=False).delay(n) for n in range(1, 6)] == [2, 4, 8, 10, 10]
+    for attempt, ceiling in enumerate([2, 4, 8, 10, 10], start=1):
+        delays = {executor.backoff(attempt) for _ in range(50)}
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert len(delays) > 1  # jittered, so that many workers do not retry in step
 
 
 def test_unsafe_development_defaults_are_refused_in_production() -> None:

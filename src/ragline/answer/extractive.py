@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ragline.domain import Hit
-from ragline.ingest.embedders import Embedder
+from ragline.embedding.base import Embedder
 
 # A sentence ends at . ! or ? followed by space and a capital, digit or quote; the
 # list and line structure of passages also separates sentences.

@@ -6,7 +6,9 @@
     memory.record("acme", conversation, question, query, answer)
     memory.feedback("acme", trace_id, rating=-1, reason="wrong")  # once per trace
 
-Every query runs in the tenant's scope: row-level security applies.
+Every query runs in the tenant's scope: row-level security applies. This module holds
+all the SQL of the ``conversations``, ``answers`` and ``feedback`` tables (the answer
+cache is ``ragline.answer.cache``'s).
 """
 
 from __future__ import annotations
@@ -152,40 +154,6 @@ class Memory:
                 },
             ).scalar_one()
         return created
-
-    def cached(self, tenant: str, key: str, ttl: float) -> dict[str, Any] | None:
-        """A cached answer younger than ``ttl`` seconds, if any."""
-        with tenant_scope(self.engine, tenant) as conn:
-            found: dict[str, Any] | None = conn.execute(
-                sa.text(
-                    "SELECT answer FROM answer_cache WHERE key = :key "
-                    "AND created_at > now() - make_interval(secs => :ttl)"
-                ),
-                {"key": key, "ttl": ttl},
-            ).scalar()
-        return found
-
-    def cache(self, tenant: str, key: str, answer: dict[str, Any], ttl: float) -> None:
-        """Keep ``answer`` under ``key``; the tenant's expired entries go at the same time."""
-        with tenant_scope(self.engine, tenant) as conn:
-            conn.execute(
-                sa.text(
-                    "DELETE FROM answer_cache "
-                    "WHERE created_at <= now() - make_interval(secs => :ttl)"
-                ),
-                {"ttl": ttl},
-            )
-            conn.execute(
-                sa.text(
-                    """
-                    INSERT INTO answer_cache (tenant, key, answer)
-                    VALUES (:tenant, :key, CAST(:answer AS jsonb))
-                    ON CONFLICT (tenant, key) DO UPDATE
-                    SET answer = EXCLUDED.answer, created_at = now()
-                    """
-                ),
-                {"tenant": tenant, "key": key, "answer": json.dumps(answer)},
-            )
 
     def summary(self, tenant: str, conversation_id: uuid.UUID) -> tuple[str, int]:
         """The conversation's summary and the number of (oldest) turns it covers."""

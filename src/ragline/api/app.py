@@ -14,67 +14,32 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import sqlalchemy as sa
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from ragline.answer.service import Answerer, get_llm
 from ragline.api.deps import Services
+from ragline.api.errors import install as install_error_handlers
+from ragline.api.metrics import DatabaseCollector
 from ragline.api.middleware import ObserveMiddleware
 from ragline.api.routes import ask, documents, health, jobs, search, sources
 from ragline.config import Settings
 from ragline.db.engine import get_engine
-from ragline.errors import (
-    AuthError,
-    Conflict,
-    DatabaseError,
-    Forbidden,
-    JobQueueUnavailable,
-    LLMRequestError,
-    LLMUnavailable,
-    NotFound,
-    RaglineError,
-    RetrievalError,
-    SourceUnavailable,
-    UploadRejected,
-)
-from ragline.ingest.embedders import get_embedder
-from ragline.ingest.embedders.batching import BatchingEmbedder, LazyEmbedder
+from ragline.embedding.batching import BatchingEmbedder, LazyEmbedder
+from ragline.embedding.factory import get_embedder
+from ragline.handlers import JOB_KINDS
 from ragline.jobs.dispatch import CeleryDispatcher, Dispatcher, RunnerDispatcher
+from ragline.jobs.executor import JobExecutor
 from ragline.jobs.runner import JobRunner
-from ragline.jobs.tasks import JobExecutor
 from ragline.logs import ensure_logging, get_logger
-from ragline.metrics import DatabaseCollector
 from ragline.ratelimit import get_rate_limiter
 from ragline.search.hybrid import Searcher
 from ragline.sources.schedule import EmbeddedScheduler
+from ragline.sources.service import SourceService
 from ragline.uploads.filestore import get_filestore
 from ragline.uploads.service import UploadService
 
 log = get_logger(__name__)
-
-_STATUS: dict[type[RaglineError], int] = {
-    AuthError: 401,
-    Forbidden: 403,
-    NotFound: 404,
-    Conflict: 409,
-    RetrievalError: 400,
-    JobQueueUnavailable: 503,
-    DatabaseError: 503,
-    SourceUnavailable: 503,  # the file store, when storing an upload
-    LLMUnavailable: 503,
-    LLMRequestError: 502,  # the provider refused what ragline sent it
-}
-
-
-def _status_of(error: RaglineError) -> int:
-    if isinstance(error, UploadRejected):
-        return error.status
-    for kind, status in _STATUS.items():
-        if isinstance(error, kind):
-            return status
-    return 500
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -90,7 +55,7 @@ def create_app(settings: Settings) -> FastAPI:
             dispatcher = CeleryDispatcher(settings)
         else:
             runner = JobRunner(
-                JobExecutor(settings, engine),
+                JobExecutor(settings, engine, kinds=JOB_KINDS),
                 threads=settings.job_threads,
                 lease=settings.job_lease_seconds,
             )
@@ -108,6 +73,7 @@ def create_app(settings: Settings) -> FastAPI:
             answerer=Answerer(searcher, settings, get_llm(settings)),
             dispatcher=dispatcher,
             limiter=get_rate_limiter(settings, engine),
+            sources=SourceService(engine, settings, dispatcher),
         )
         app.state.db_metrics = CollectorRegistry(auto_describe=True)
         app.state.db_metrics.register(DatabaseCollector(engine))
@@ -144,21 +110,7 @@ def create_app(settings: Settings) -> FastAPI:
     ):
         app.include_router(router)
 
-    @app.exception_handler(RaglineError)
-    async def ragline_error(request: Request, error: RaglineError) -> JSONResponse:
-        status = _status_of(error)
-        if status >= 500:
-            log.error("request_failed", error=str(error), kind=type(error).__name__)
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return JSONResponse({"detail": str(error)}, status_code=status, headers=headers)
-
-    @app.exception_handler(sa.exc.DataError)
-    async def invalid_value(request: Request, error: sa.exc.DataError) -> JSONResponse:
-        # A value PostgreSQL refuses (out of range, NUL in text...) came from the request.
-        reason = str(error.orig).splitlines()[0] if error.orig else "invalid value"
-        log.warning("request_value_refused", reason=reason)
-        return JSONResponse({"detail": f"a value of the request is not valid: {reason}"}, 400)
-
+    install_error_handlers(app)
     app.add_middleware(ObserveMiddleware, max_upload_bytes=settings.max_upload_bytes)
 
     return app

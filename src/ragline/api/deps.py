@@ -23,6 +23,7 @@ from ragline.config import Settings
 from ragline.jobs.dispatch import Dispatcher
 from ragline.ratelimit import Decision, RateLimiter
 from ragline.search.hybrid import Searcher
+from ragline.sources.service import SourceService
 from ragline.uploads.service import UploadService
 
 
@@ -35,6 +36,7 @@ class Services:
     answerer: Answerer
     dispatcher: Dispatcher
     limiter: RateLimiter
+    sources: SourceService
 
 
 def get_services(request: Request) -> Services:

@@ -13,7 +13,17 @@ from rich.console import Console
 from rich.table import Table
 
 from ragline.config import Settings, get_settings
-from ragline.errors import RaglineError
+from ragline.errors import (
+    AuthError,
+    ConfigurationError,
+    Conflict,
+    Forbidden,
+    IngestError,
+    InvalidRequest,
+    NotFound,
+    RaglineError,
+    Unavailable,
+)
 from ragline.logs import configure_logging
 
 app = typer.Typer(
@@ -46,14 +56,35 @@ def load_settings() -> Settings:
     return settings
 
 
+# Exit statuses by kind of error, most specific first (the codes of sysexits.h), so
+# that scripts can tell "fix the command" from "try again later".
+EXIT_CODES: tuple[tuple[type[RaglineError], int], ...] = (
+    (AuthError, 77),  # EX_NOPERM
+    (Forbidden, 77),
+    (NotFound, 66),  # EX_NOINPUT
+    (Conflict, 75),  # EX_TEMPFAIL: the state may change
+    (ConfigurationError, 78),  # EX_CONFIG
+    (InvalidRequest, 64),  # EX_USAGE
+    (IngestError, 65),  # EX_DATAERR
+    (Unavailable, 69),  # EX_UNAVAILABLE
+)
+
+
+def exit_code(error: RaglineError) -> int:
+    for kind, code in EXIT_CODES:
+        if isinstance(error, kind):
+            return code
+    return 1
+
+
 @contextmanager
 def friendly_errors() -> Iterator[None]:
-    """Turn ragline's errors into a one-line message and exit status 1."""
+    """Turn ragline's errors into a one-line message and their exit status."""
     try:
         yield
     except RaglineError as e:
         err.print(f"[bold red]error:[/] {e}", highlight=False)
-        raise typer.Exit(1) from e
+        raise typer.Exit(exit_code(e)) from e
 
 
 def print_json(value: Any) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -27,7 +27,29 @@ from ragline.cli.base import (
     shorten,
     sources_app,
 )
+from ragline.config import Settings
 from ragline.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from ragline.auth import Principal
+    from ragline.sources.service import SourceService
+
+
+def source_service(settings: Settings) -> SourceService:
+    """The sources as the command line reaches them (commands import lazily, so that
+    `ragline --help` stays quick)."""
+    from ragline.db.engine import get_engine
+    from ragline.jobs.dispatch import dispatcher_for
+    from ragline.sources.service import SourceService
+
+    return SourceService(get_engine(settings), settings, dispatcher_for(settings))
+
+
+def operator(settings: Settings) -> Principal:
+    """Whoever runs the command line acts as an admin of RAGLINE_TENANT."""
+    from ragline.auth import Principal
+
+    return Principal.operator(settings.tenant)
 
 
 def _json_option(value: str, what: str) -> dict[str, Any]:
@@ -77,9 +99,7 @@ def sources_add(
     as_json: JsonOption = False,
 ) -> None:
     """Configure a source; `ragline sync NAME` then syncs it."""
-    from ragline.db.engine import get_engine
-    from ragline.db.tenancy import tenant_scope
-    from ragline.sources.store import ENVIRONMENTS, SourceSpec, create_source
+    from ragline.sources.store import ENVIRONMENTS, SourceSpec
 
     settings = load_settings()
     spec = SourceSpec(
@@ -94,9 +114,7 @@ def sources_add(
         enabled=not disabled,
     )
     with friendly_errors():
-        engine = get_engine(settings)
-        with tenant_scope(engine, settings.tenant) as conn:
-            record = create_source(conn, tenant=settings.tenant, spec=spec)
+        record = source_service(settings).add(operator(settings), spec)
     if as_json:
         print_json(record.as_dict())
         return
@@ -123,13 +141,9 @@ def sources_show(
     name: Annotated[str, typer.Argument(help="Name or id.")], as_json: JsonOption = False
 ) -> None:
     """A source's configuration, schedule and saved position."""
-    from ragline.db.engine import get_engine
-    from ragline.db.tenancy import tenant_scope
-    from ragline.sources.store import get_source
-
     settings = load_settings()
-    with friendly_errors(), tenant_scope(get_engine(settings), settings.tenant) as conn:
-        record = get_source(conn, name)
+    with friendly_errors():
+        record = source_service(settings).get(operator(settings), name)
     print_json(record.as_dict()) if as_json else out.print_json(data=record.as_dict())
 
 
@@ -140,21 +154,15 @@ def sources_remove(
     as_json: JsonOption = False,
 ) -> None:
     """Remove a source and (unless --keep-documents) everything it indexed."""
-    from ragline.db.engine import get_engine
-    from ragline.db.tenancy import tenant_scope
-    from ragline.sources.service import remove_source
-    from ragline.sources.store import get_source
-
     settings = load_settings()
     with friendly_errors():
-        engine = get_engine(settings)
-        with tenant_scope(engine, settings.tenant) as conn:
-            record = get_source(conn, name)
-        removed = remove_source(engine, record, keep_documents=keep_documents)
+        removed = source_service(settings).remove(
+            operator(settings), name, keep_documents=keep_documents
+        )
     if as_json:
-        print_json({"removed": record.name, "documents_removed": removed})
+        print_json({"removed": name, "documents_removed": removed})
         return
-    out.print(f"removed source [bold]{record.name}[/] and {removed} of its documents")
+    out.print(f"removed source [bold]{name}[/] and {removed} of its documents")
 
 
 @app.command()
@@ -171,28 +179,18 @@ def sync(
     import time
 
     from ragline.db.engine import get_engine
-    from ragline.db.tenancy import tenant_scope
-    from ragline.jobs.dispatch import dispatcher_for
+    from ragline.handlers import JOB_KINDS
+    from ragline.jobs.executor import JobExecutor
     from ragline.jobs.store import get_job
-    from ragline.jobs.tasks import JobExecutor
-    from ragline.sources.service import enqueue_sync
-    from ragline.sources.store import get_source
 
     settings = load_settings()
     with friendly_errors():
         engine = get_engine(settings)
-        with tenant_scope(engine, settings.tenant) as conn:
-            record = get_source(conn, name)
-        job = enqueue_sync(
-            engine,
-            dispatcher_for(settings),
-            record,
-            full=full,
-            trigger="manual",
-            max_attempts=settings.job_max_attempts,
-        )
+        service = source_service(settings)
+        record = service.get(operator(settings), name)
+        job = service.sync(operator(settings), name, full=full)
         if not settings.broker_url:
-            executor = JobExecutor(settings, engine)
+            executor = JobExecutor(settings, engine, kinds=JOB_KINDS)
             with err.status(f"Syncing {record.name}…"):
                 while (delay := executor.execute_id(job.id, worker="cli")) is not None:
                     time.sleep(delay)
@@ -235,18 +233,13 @@ def runs(
     as_json: JsonOption = False,
 ) -> None:
     """Reports of sync runs: counts, failed items with reasons, duration."""
-    from ragline.db.engine import get_engine
-    from ragline.db.tenancy import tenant_scope
-    from ragline.sources.runs import get_run, list_runs
-    from ragline.sources.store import get_source
-
     settings = load_settings()
-    with friendly_errors(), tenant_scope(get_engine(settings), settings.tenant) as conn:
+    with friendly_errors():
+        service, caller = source_service(settings), operator(settings)
         if run_id is not None:
-            found = [get_run(conn, run_id)]
+            found = [service.run(caller, run_id)]
         else:
-            source_id = get_source(conn, source).id if source else None
-            found = list_runs(conn, source_id=source_id, limit=limit)
+            found = service.runs(caller, source=source, limit=limit)
     if as_json:
         print_json(found[0] if run_id is not None else found)
         return
@@ -298,35 +291,18 @@ def consume(
     import signal
     import threading
 
-    from ragline.db.engine import get_engine
-    from ragline.db.tenancy import tenant_scope
-    from ragline.sources.kinds import ConsumeOptions
-    from ragline.sources.service import build_context
-    from ragline.sources.store import get_source
+    from ragline.sources.registry import ConsumeOptions
 
     settings = load_settings()
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
     with friendly_errors():
-        engine = get_engine(settings)
-        with tenant_scope(engine, settings.tenant) as conn:
-            record = get_source(conn, name)
-        kind, config, context = build_context(record, settings, engine)
-        if kind.consume is None:
-            raise ConfigurationError(
-                f"a {record.kind} source has nothing to consume; `ragline sync {record.name}` "
-                "syncs it"
-            )
-        if settings.env not in record.environments:
-            raise ConfigurationError(
-                f"source {record.name!r} runs only in {', '.join(record.environments)}; "
-                f"this is {settings.env} (RAGLINE_ENV)"
-            )
-        err.print(f"consuming {record.name} with {consumers} consumer(s); Ctrl-C stops")
-        kind.consume(
-            config,
-            context,
+        service = source_service(settings)
+        err.print(f"consuming {name} with {consumers} consumer(s); Ctrl-C stops")
+        service.consume(
+            operator(settings),
+            name,
             ConsumeOptions(consumers=consumers, idle_timeout=idle_timeout, stop=stopping.is_set),
         )
 
@@ -348,7 +324,7 @@ def beat(
             )
         celery = create_celery(settings)
         celery.Beat(
-            scheduler="ragline.jobs.beat:DatabaseScheduler",
+            scheduler="ragline.sources.beat:DatabaseScheduler",
             loglevel=loglevel.upper(),
             max_interval=max(1, round(settings.scheduler_interval)),
         ).run()

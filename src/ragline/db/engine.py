@@ -18,7 +18,9 @@ from sqlalchemy.engine import Engine, make_url
 
 from ragline.config import Settings, get_settings
 from ragline.db.embedded import embedded_url
+from ragline.db.migrate import upgrade
 from ragline.errors import DatabaseError
+from ragline.modelspec import model_spec
 
 _lock = threading.Lock()
 _engines: dict[str, Engine] = {}
@@ -58,12 +60,10 @@ def dispose_engines() -> None:
 
 
 def _create(url: str, settings: Settings) -> Engine:
-    from ragline.db.migrate import upgrade
-
     bootstrap = sa.create_engine(url, poolclass=sa.pool.NullPool)
     try:
         with bootstrap.connect() as conn:
-            upgrade(conn, settings)
+            upgrade(conn, model_spec(settings))
     except sa.exc.OperationalError as e:
         raise DatabaseError(
             f"cannot connect to PostgreSQL at {make_url(url).render_as_string()}: {e.orig}. "

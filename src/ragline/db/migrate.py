@@ -15,22 +15,21 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from ragline.config import Settings
+from ragline.db.locks import session_lock
 from ragline.errors import DatabaseError, EmbeddingModelMismatch
+from ragline.modelspec import ModelSpec
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-_LOCK_KEY = 0x7261676C  # "ragl": serialises concurrent upgrades of one database
+_LOCK_KEY = "ragline:migrate"  # serialises concurrent upgrades of one database
 
 
-def alembic_config(connection: sa.Connection, settings: Settings) -> Config:
-    from ragline.ingest.embedders import model_spec
-
+def alembic_config(connection: sa.Connection, spec: ModelSpec) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
-    name, dim = model_spec(settings)
-    config.attributes["embedding_model"] = name
-    config.attributes["embedding_dim"] = dim
+    config.attributes["embedding_model"] = spec.name
+    config.attributes["embedding_dim"] = spec.dimension
+    config.attributes["embedder"] = spec.embedder
     return config
 
 
@@ -44,16 +43,13 @@ def current_revision(connection: sa.Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
-def upgrade(connection: sa.Connection, settings: Settings) -> str | None:
-    """Bring the schema to the latest revision; safe to call from many processes at once."""
+def upgrade(connection: sa.Connection, spec: ModelSpec) -> str | None:
+    """Bring the schema to the latest revision; safe to call from many processes at once.
+    A new schema is built for the embedding model ``spec``."""
     _require_vector(connection)
-    connection.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": _LOCK_KEY})
-    try:
+    with session_lock(connection, _LOCK_KEY, wait=True):
         if current_revision(connection) != head_revision():
-            command.upgrade(alembic_config(connection, settings), "head")
-        connection.commit()
-    finally:
-        connection.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": _LOCK_KEY})
+            command.upgrade(alembic_config(connection, spec), "head")
         connection.commit()
     return current_revision(connection)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ragline.errors import ConfigurationError, SourceUnavailable
-from ragline.ingest.sources.base import SourceItem
+from ragline.ingest.connectors.base import SourceItem
 
 Qrels = dict[str, dict[str, int]]
 

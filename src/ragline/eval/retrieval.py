@@ -19,10 +19,11 @@ from typing import Any
 
 from ragline.config import SearchMode
 from ragline.domain import Filter, SyncReport
+from ragline.embedding.base import Vectors
 from ragline.eval.beir import BeirDataset, Qrels
 from ragline.eval.metrics import mrr_at, ndcg_at, percentile, recall_at
-from ragline.ingest.embedders import Vectors
-from ragline.ingest.pipeline import Pipeline, Progress
+from ragline.ingest.pipeline import Pipeline
+from ragline.ingest.progress import Progress
 from ragline.search.hybrid import Searcher
 
 # Chunks fetched per query: enough for 100 distinct documents when a few documents

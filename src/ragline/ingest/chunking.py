@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from itertools import groupby
 
 from ragline.domain import Block, Chunk, DocType, ParsedDocument
-from ragline.ingest.embedders.base import TokenCounter
+from ragline.embedding.base import TokenCounter
 from ragline.ingest.text import sha256_text
 
 _SEPARATORS = ("\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " ")

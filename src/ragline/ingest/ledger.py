@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ragline.domain import DocStatus
-from ragline.ingest.sources.base import SourceItem
+from ragline.ingest.connectors.base import SourceItem
 from ragline.ingest.store import chunk_totals, update_bm25_stats
 from ragline.ingest.text import sha256_text
 
@@ -287,6 +287,47 @@ class Ledger:
 def source_lock_key(tenant: str, collection: str, source: str) -> str:
     """The advisory lock a sync of a source holds (also taken to delete one upload)."""
     return f"sync:{tenant}:{collection}:{source}"
+
+
+def document_ids(
+    conn: sa.Connection,
+    collection: str,
+    doc_ids: list[str] | None = None,
+    *,
+    tenant: str | None = None,
+    source: str | None = None,
+) -> list[int]:
+    """Row ids of the documents not deleted in ``collection`` with one of ``doc_ids``
+    (any, when None), of ``tenant`` and ``source`` when given (in ``conn``'s scope)."""
+    return list(
+        conn.execute(
+            sa.text(
+                """
+                SELECT id FROM documents
+                WHERE collection = :collection AND status <> 'deleted'
+                  AND (CAST(:doc_ids AS text[]) IS NULL OR doc_id = ANY(:doc_ids))
+                  AND (CAST(:tenant AS text) IS NULL OR tenant = :tenant)
+                  AND (CAST(:source AS text) IS NULL OR source = :source)
+                """
+            ),
+            {"collection": collection, "doc_ids": doc_ids, "tenant": tenant, "source": source},
+        ).scalars()
+    )
+
+
+def document_counts(conn: sa.Connection) -> dict[tuple[str, str, str], tuple[int, int]]:
+    """Documents active and failed, by (tenant, collection, source), in ``conn``'s scope."""
+    rows = conn.execute(
+        sa.text(
+            """
+            SELECT tenant, collection, source,
+                   count(*) FILTER (WHERE status = 'active'),
+                   count(*) FILTER (WHERE status = 'failed')
+            FROM documents GROUP BY tenant, collection, source
+            """
+        )
+    ).all()
+    return {(t, c, s): (int(active), int(failed)) for t, c, s, active, failed in rows}
 
 
 def delete_documents(conn: sa.Connection, ids: list[int]) -> None:

@@ -12,57 +12,41 @@ and the run goes on. Running the same sync twice leaves the index as one run wou
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain, islice
-from typing import Any, Protocol
+from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ragline.config import Settings
 from ragline.db.engine import get_engine
+from ragline.db.locks import session_lock
 from ragline.db.migrate import check_embedding_model
 from ragline.domain import Chunk, ItemFailure, Outcome, SyncReport
-from ragline.errors import IngestError, ParseError, SourceUnavailable, SyncInProgress
-from ragline.ingest.chunking import PROFILES, Chunker
-from ragline.ingest.embedders import Embedder, get_embedder
-from ragline.ingest.embedders.cache import EmbeddingCache, model_calls
+from ragline.embedding.base import Embedder
+from ragline.embedding.cache import EmbeddingCache, model_calls
+from ragline.embedding.factory import get_embedder
+from ragline.errors import (
+    ConfigurationError,
+    IngestError,
+    ParseError,
+    SyncInProgress,
+    is_transient,
+)
+from ragline.ingest.chunking import Chunker
+from ragline.ingest.connectors.base import Changes, IncrementalSource, Source, SourceItem
 from ragline.ingest.ledger import Ledger, LedgerEntry, document_row, source_lock_key
 from ragline.ingest.parsers import parser_for
-from ragline.ingest.sources.base import Changes, IncrementalSource, Source, SourceItem
+from ragline.ingest.progress import Progress, Silent
+from ragline.ingest.runs import RunLabels, finish_run, start_run
 from ragline.ingest.store import ChunkStore
-from ragline.ingest.text import sha256_of, sha256_text
+from ragline.ingest.text import sha256_of
+from ragline.ingest.versions import latest_versions, pipeline_version
 from ragline.logs import ensure_logging, get_logger
 
-# Bump when parsing or chunking changes in a way that should re-chunk unchanged files.
-PARSER_VERSION = "2"
-
 log = get_logger(__name__)
-
-
-class Progress(Protocol):
-    """Hears about a sync as it goes (a progress bar, a job's progress field)."""
-
-    def started(self, total: int) -> None: ...
-
-    def item_started(self, doc_id: str) -> None: ...
-
-    def item_done(self, doc_id: str, outcome: Outcome) -> None: ...
-
-
-class _Silent:
-    def started(self, total: int) -> None:
-        pass
-
-    def item_started(self, doc_id: str) -> None:
-        pass
-
-    def item_done(self, doc_id: str, outcome: Outcome) -> None:
-        pass
 
 
 @dataclass(slots=True)
@@ -88,12 +72,6 @@ class _Prepared:
     warnings: list[str]
 
 
-def pipeline_version(chunker_window: int) -> str:
-    """Fingerprint of everything besides the content that shapes a document's chunks."""
-    profiles = ";".join(PROFILES[t].fingerprint() for t in sorted(PROFILES))
-    return sha256_text(f"{PARSER_VERSION}|{chunker_window}|{profiles}")[:16]
-
-
 class Pipeline:
     def __init__(self, engine: Engine, embedder: Embedder, settings: Settings) -> None:
         self.engine = engine
@@ -110,6 +88,11 @@ class Pipeline:
         ensure_logging(settings)
         return cls(get_engine(settings), get_embedder(settings), settings)
 
+    @classmethod
+    def on(cls, engine: Engine, settings: Settings) -> Pipeline:
+        """A pipeline writing to ``engine`` with the configured embedder."""
+        return cls(engine, get_embedder(settings), settings)
+
     def sync(
         self,
         source: Source,
@@ -119,29 +102,34 @@ class Pipeline:
         progress: Progress | None = None,
         full: bool = True,
         state: dict[str, Any] | None = None,
-        run: dict[str, Any] | None = None,
+        run: RunLabels | None = None,
     ) -> SyncReport:
         """Sync ``source`` into ``collection``, holding the source's lock.
 
         A full sync lists everything and deletes what is no longer listed. An
         incremental one (``full=False``, for an ``IncrementalSource``) takes the
         changes after ``state`` and leaves the rest alone; either way the report's
-        ``state`` is the position to pass next time. ``run`` labels the run's record
-        (``source_id``, ``job_id``, ``trigger``).
+        ``state`` is the position to pass next time. ``run`` labels the run's record.
         """
         tenant = tenant or self.settings.tenant
-        progress = progress or _Silent()
+        progress = progress or Silent()
         incremental = not full and isinstance(source, IncrementalSource)
         ledger = self._ledger(tenant, collection, source.name)
         report = SyncReport()
         started = time.perf_counter()
-        with self._source_lock(tenant, collection, source.name):
-            run_id = self._start_run(
-                tenant,
-                collection,
-                source.name,
+        with session_lock(self.engine, source_lock_key(tenant, collection, source.name)) as held:
+            if not held:
+                raise SyncInProgress(
+                    f"another sync of {source.name} into {collection!r} is running; "
+                    "wait for it to finish, then run this one again"
+                )
+            run_id = start_run(
+                self.engine,
+                tenant=tenant,
+                collection=collection,
+                source=source.name,
                 mode="incremental" if incremental else "full",
-                run=run or {},
+                labels=run or RunLabels(),
                 interrupt_others=True,
             )
             report.run_ids.append(run_id)
@@ -169,10 +157,11 @@ class Pipeline:
             except BaseException as e:
                 report.embedding_calls = calls.count
                 report.seconds = time.perf_counter() - started
-                self._finish_run(run_id, report, status="failed", error=f"{type(e).__name__}: {e}")
+                error = f"{type(e).__name__}: {e}"
+                finish_run(self.engine, run_id, report, status="failed", error=error)
                 raise
             report.seconds = time.perf_counter() - started
-            self._finish_run(run_id, report, status="succeeded")
+            finish_run(self.engine, run_id, report, status="succeeded")
         bound.info(
             "sync_finished", **{k: v for k, v in report.as_dict().items() if k != "failures"}
         )
@@ -193,11 +182,11 @@ class Pipeline:
         consumer aggregates reports and calls ``record_run``."""
         tenant = tenant or self.settings.tenant
         ledger = self._ledger(tenant, collection, source.name)
-        items, deleted = _latest(changes)
+        items, deleted = latest_versions(changes)
         report = SyncReport()
         started = time.perf_counter()
         with model_calls() as calls:
-            self._index(source, items, ledger, report, _Silent(), listing=False, monotonic=True)
+            self._index(source, items, ledger, report, Silent(), listing=False, monotonic=True)
             for _ in ledger.delete(deleted, only_if_newer=True):
                 report.count(Outcome.DELETED)
         report.embedding_calls = calls.count
@@ -211,21 +200,23 @@ class Pipeline:
         source: str,
         collection: str,
         tenant: str | None = None,
-        run: dict[str, Any] | None = None,
+        run: RunLabels | None = None,
         started_at: dt.datetime | None = None,
     ) -> int:
         """Record a finished run that ``apply`` calls made up (a stream's interval)."""
-        run_id = self._start_run(
-            tenant or self.settings.tenant,
-            collection,
-            source,
+        run_id = start_run(
+            self.engine,
+            tenant=tenant or self.settings.tenant,
+            collection=collection,
+            source=source,
             mode="stream",
-            run=run or {},
+            labels=run or RunLabels(),
             interrupt_others=False,
             started_at=started_at,
         )
         report.run_ids.append(run_id)
-        self._finish_run(run_id, report, status="failed" if report.failed else "succeeded")
+        status = "failed" if report.failed else "succeeded"
+        finish_run(self.engine, run_id, report, status=status)
         return run_id
 
     def _ledger(self, tenant: str, collection: str, source: str) -> Ledger:
@@ -377,9 +368,10 @@ class Pipeline:
 
     @staticmethod
     def _failed(item: SourceItem, error: Exception, ledger: Ledger, report: SyncReport) -> _Result:
-        """Record ``item`` as failed. Errors of the database itself, and a source that
-        cannot be reached at all, stop the run instead: the item is not at fault."""
-        if isinstance(error, sa.exc.OperationalError | sa.exc.InterfaceError | SourceUnavailable):
+        """Record ``item`` as failed. An outage (the database, the source or the embedding
+        server away) and a configuration that cannot work (a model of another
+        dimension) stop the run instead: the item is not at fault."""
+        if is_transient(error) or isinstance(error, ConfigurationError):
             raise error
         if isinstance(error, IngestError):
             reason = str(error)
@@ -391,129 +383,7 @@ class Pipeline:
         log.warning("document_failed", doc_id=item.doc_id, source=ledger.source, reason=reason)
         return _Result(Outcome.FAILED)
 
-    @contextmanager
-    def _source_lock(self, tenant: str, collection: str, source: str) -> Iterator[None]:
-        """Hold a session lock for the source: two syncs of one source never overlap."""
-        with self.engine.connect() as conn:
-            key = source_lock_key(tenant, collection, source)
-            locked = conn.execute(
-                sa.text("SELECT pg_try_advisory_lock(hashtextextended(:key, 0))"), {"key": key}
-            ).scalar_one()
-            conn.commit()
-            if not locked:
-                raise SyncInProgress(
-                    f"another sync of {source} into {collection!r} is running; "
-                    "wait for it to finish, then run this one again"
-                )
-            try:
-                yield
-            finally:
-                conn.execute(
-                    sa.text("SELECT pg_advisory_unlock(hashtextextended(:key, 0))"), {"key": key}
-                )
-                conn.commit()
 
-    def _start_run(
-        self,
-        tenant: str,
-        collection: str,
-        source: str,
-        *,
-        mode: str,
-        run: dict[str, Any],
-        interrupt_others: bool,
-        started_at: dt.datetime | None = None,
-    ) -> int:
-        with self.engine.begin() as conn:
-            if interrupt_others:
-                # We hold the source's lock: a run still marked running was interrupted.
-                conn.execute(
-                    sa.text(
-                        """
-                        UPDATE sync_runs SET status = 'failed', finished_at = now(),
-                            errors = errors || '[{"reason": "interrupted"}]'::jsonb
-                        WHERE tenant = :tenant AND collection = :collection
-                          AND source = :source AND status = 'running'
-                        """
-                    ),
-                    {"tenant": tenant, "collection": collection, "source": source},
-                )
-            run_id: int = conn.execute(
-                sa.text(
-                    """
-                    INSERT INTO sync_runs (tenant, collection, source, status, mode, source_id,
-                                           job_id, trigger, started_at)
-                    VALUES (:tenant, :collection, :source, 'running', :mode, :source_id,
-                            :job_id, :trigger, coalesce(:started_at, now()))
-                    RETURNING id
-                    """
-                ),
-                {
-                    "tenant": tenant,
-                    "collection": collection,
-                    "source": source,
-                    "mode": mode,
-                    "source_id": run.get("source_id"),
-                    "job_id": run.get("job_id"),
-                    "trigger": run.get("trigger", "manual"),
-                    "started_at": started_at,
-                },
-            ).scalar_one()
-            return run_id
-
-    def _finish_run(
-        self, run_id: int, report: SyncReport, *, status: str, error: str | None = None
-    ) -> None:
-        errors = [{"doc_id": f.doc_id, "reason": f.reason} for f in report.failures]
-        if error is not None:
-            errors.append({"reason": error})
-        with self.engine.begin() as conn:
-            conn.execute(
-                sa.text(
-                    """
-                    UPDATE sync_runs SET status = :status, finished_at = now(),
-                        added = :added, updated = :updated, unchanged = :unchanged,
-                        deleted = :deleted, failed = :failed, chunks = :chunks,
-                        embedded = :embedded, embedding_calls = :calls, seconds = :seconds,
-                        errors = CAST(:errors AS jsonb), warnings = CAST(:warnings AS jsonb)
-                    WHERE id = :id
-                    """
-                ),
-                {
-                    "id": run_id,
-                    "status": status,
-                    "added": report.added,
-                    "updated": report.updated,
-                    "unchanged": report.unchanged,
-                    "deleted": report.deleted,
-                    "failed": report.failed,
-                    "chunks": report.chunks,
-                    "embedded": report.embedded,
-                    "calls": report.embedding_calls,
-                    "seconds": report.seconds,
-                    "errors": json.dumps(errors),
-                    "warnings": json.dumps(report.warnings),
-                },
-            )
-
-
-def _latest(changes: Changes) -> tuple[list[SourceItem], dict[str, dt.datetime | None]]:
-    """The last version of each document in a change set: the latest item, or the
-    deletion when it is not older than the latest item."""
-    latest: dict[str, SourceItem] = {}
-    for item in changes.items:
-        previous = latest.get(item.doc_id)
-        if previous is None or _at(item.modified) >= _at(previous.modified):
-            latest[item.doc_id] = item
-    deleted: dict[str, dt.datetime | None] = {}
-    for doc_id, when in changes.deleted.items():
-        found = latest.get(doc_id)
-        if found is not None and when is not None and _at(found.modified) > when:
-            continue
-        latest.pop(doc_id, None)
-        deleted[doc_id] = when
-    return list(latest.values()), deleted
-
-
-def _at(when: dt.datetime | None) -> dt.datetime:
-    return when or dt.datetime.min.replace(tzinfo=dt.UTC)
+def shared_pipeline(settings: Settings, engine: Engine) -> Pipeline:
+    """The pipeline a job executor shares between its jobs (``JobExecutor.shared``)."""
+    return Pipeline.on(engine, settings)

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ragline.domain import Chunk
-from ragline.ingest.embedders.cache import EmbeddingCache
+from ragline.embedding.cache import EmbeddingCache
 
 T = TypeVar("T")
 
@@ -207,3 +207,11 @@ class ChunkStore:
             )
             update_bm25_stats(conn, before, chunk_totals(conn, [document_id]))
         return written, embedded
+
+
+def total_chunks(engine: Engine) -> int:
+    """Chunks in the index, over every tenant."""
+    with engine.connect() as conn:
+        return int(
+            conn.execute(sa.text("SELECT coalesce(sum(chunks), 0) FROM bm25_stats")).scalar_one()
+        )

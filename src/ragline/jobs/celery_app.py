@@ -1,6 +1,7 @@
 """Celery on Redis or RabbitMQ: queues, routes, and one task per kind of job.
 
-    app = create_celery(settings)        # RAGLINE_BROKER_URL=redis://... or amqp://...
+    app = create_celery(settings)                      # enough to send jobs
+    app = create_celery(settings, kinds=JOB_KINDS)     # a worker: one task per kind
     app.send_task("ragline.index_upload", args=[job_id], queue="ingest")
 
 Tasks take a job id and nothing else; the job's record in PostgreSQL says what to do
@@ -16,16 +17,17 @@ Start a worker with ``ragline worker``; watch workers with Flower:
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from celery import Celery, Task
 from kombu import Exchange, Queue
 
 from ragline.config import Settings
+from ragline.errors import ConfigurationError, is_transient
+from ragline.jobs.executor import JobExecutor, JobKind
 from ragline.jobs.store import DEFAULT_QUEUE, QUEUES
-from ragline.jobs.tasks import HANDLERS, TRANSIENT, JobExecutor
 
-ALL_QUEUES = (*dict.fromkeys(QUEUES.values()), DEFAULT_QUEUE)
 EXCHANGE = Exchange("ragline", type="direct")
 
 
@@ -46,19 +48,20 @@ def _transport_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def create_celery(settings: Settings) -> Celery:
+def create_celery(settings: Settings, kinds: Sequence[JobKind] = ()) -> Celery:
+    """The Celery app on the configured broker, with a task for each of ``kinds``."""
     if not settings.broker_url:
-        raise ValueError("RAGLINE_BROKER_URL is not set")
+        raise ConfigurationError("RAGLINE_BROKER_URL is not set")
     app = Celery("ragline", broker=settings.broker_url, set_as_current=False)
     app.conf.update(
         # One direct exchange; each queue bound by its own name, so that a job sent
         # to a queue lands in that queue alone.
-        task_queues=[Queue(name, EXCHANGE, routing_key=name) for name in ALL_QUEUES],
+        task_queues=[Queue(name, EXCHANGE, routing_key=name) for name in QUEUES],
         task_default_queue=DEFAULT_QUEUE,
         task_default_exchange=EXCHANGE.name,
         task_default_exchange_type="direct",
         task_default_routing_key=DEFAULT_QUEUE,
-        task_routes={task_name(kind): {"queue": queue} for kind, queue in QUEUES.items()},
+        task_routes={task_name(kind.name): {"queue": kind.queue} for kind in kinds},
         task_serializer="json",
         accept_content=["json"],
         task_ignore_result=True,  # job state lives in PostgreSQL
@@ -74,22 +77,26 @@ def create_celery(settings: Settings) -> Celery:
         task_send_sent_event=True,
         worker_hijack_root_logger=False,
     )
-    executor = JobExecutor(settings)
+    if not kinds:
+        return app
+    executor = JobExecutor(settings, kinds=kinds)
 
     def run(task: Task[Any, Any], job_id: str) -> None:
         try:
             retry_in = executor.execute_id(
                 uuid.UUID(job_id), worker=f"celery:{task.request.hostname}"
             )
-        except TRANSIENT as e:
+        except Exception as e:
+            if not is_transient(e):
+                raise
             # The job's state could not even be recorded (the database is away): put
             # the message back rather than let the job sit in "running" for ever.
             raise task.retry(exc=e, countdown=executor.backoff(task.request.retries + 1)) from e
         if retry_in is not None:
             raise task.retry(countdown=retry_in)
 
-    for kind in HANDLERS:
+    for kind in kinds:
         # The cap on attempts is the job's own (max_attempts, counted in PostgreSQL,
         # redeliveries included); Celery's count would restart with a redelivery.
-        app.task(name=task_name(kind), bind=True, acks_late=True, max_retries=None)(run)
+        app.task(name=task_name(kind.name), bind=True, acks_late=True, max_retries=None)(run)
     return app

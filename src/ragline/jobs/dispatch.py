@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from kombu.utils.url import maybe_sanitize_url
+
 from ragline.config import Settings
 from ragline.errors import JobQueueUnavailable
+from ragline.jobs.celery_app import create_celery, task_name
 from ragline.jobs.runner import JobRunner
 from ragline.jobs.store import Job
 
@@ -26,13 +29,9 @@ class Dispatcher(Protocol):
 
 class CeleryDispatcher:
     def __init__(self, settings: Settings) -> None:
-        from ragline.jobs.celery_app import create_celery
-
         self.app = create_celery(settings)
 
     def dispatch(self, job: Job) -> None:
-        from ragline.jobs.celery_app import task_name
-
         try:
             self.app.send_task(task_name(job.kind), args=[str(job.id)], queue=job.queue)
         except Exception as e:  # kombu raises its transports' own errors
@@ -82,6 +81,4 @@ class RunnerDispatcher:
 
 
 def _safe(url: str | None) -> str:
-    from kombu.utils.url import maybe_sanitize_url
-
     return str(maybe_sanitize_url(url or ""))

@@ -18,8 +18,8 @@ import socket
 import threading
 import uuid
 
+from ragline.jobs.executor import JobExecutor
 from ragline.jobs.store import Job
-from ragline.jobs.tasks import JobExecutor
 from ragline.logs import get_logger
 
 log = get_logger(__name__)

@@ -24,9 +24,10 @@ from sqlalchemy.engine import Engine
 JobStatus = Literal["queued", "running", "succeeded", "failed", "retrying"]
 JOB_STATES: tuple[JobStatus, ...] = ("queued", "running", "succeeded", "failed", "retrying")
 
-# Each kind of job runs on its own queue, so that a backlog of one kind (a big
-# scheduled sync) does not hold up another (a user waiting on an upload).
-QUEUES = {"index_upload": "ingest", "sync_source": "sync"}
+# Each kind of job names the queue it runs on, so that a backlog of one kind (a big
+# scheduled sync) does not hold up another (a user waiting on an upload). Workers
+# consume these queues; a deployment can run workers per queue.
+QUEUES = ("ingest", "sync", "default")
 DEFAULT_QUEUE = "default"
 
 _COLUMNS = (
@@ -84,6 +85,7 @@ def create_job(
     *,
     tenant: str,
     kind: str,
+    queue: str,
     payload: dict[str, Any],
     max_attempts: int,
 ) -> Job:
@@ -100,7 +102,7 @@ def create_job(
             "id": uuid.uuid4(),
             "tenant": tenant,
             "kind": kind,
-            "queue": QUEUES.get(kind, DEFAULT_QUEUE),
+            "queue": queue,
             "payload": json.dumps(payload),
             "max": max_attempts,
         },
@@ -114,6 +116,78 @@ def get_job(conn: sa.Connection, job_id: uuid.UUID) -> Job | None:
     ).mappings()
     found = row.first()
     return _job(found) if found is not None else None
+
+
+def find_queued(
+    conn: sa.Connection,
+    *,
+    kind: str,
+    tenant: str,
+    payload: dict[str, Any],
+    key: str,
+    has_key: bool,
+) -> Job | None:
+    """The oldest job of ``kind`` still waiting to start whose payload contains
+    ``payload`` and has (or lacks) ``key``, locked for the caller's transaction."""
+    row = conn.execute(
+        sa.text(
+            f"""
+            SELECT {_COLUMNS} FROM jobs
+            WHERE kind = :kind AND tenant = :tenant AND status = 'queued'
+              AND payload @> CAST(:payload AS jsonb) AND (payload ? CAST(:key AS text)) = :has_key
+            ORDER BY created_at LIMIT 1
+            FOR UPDATE
+            """
+        ),
+        {
+            "kind": kind,
+            "tenant": tenant,
+            "payload": json.dumps(payload),
+            "key": key,
+            "has_key": has_key,
+        },
+    ).mappings()
+    found = row.first()
+    return _job(found) if found is not None else None
+
+
+def extend_payload(conn: sa.Connection, job_id: uuid.UUID, key: str, values: list[Any]) -> Job:
+    """Append ``values`` to the list ``payload[key]`` of a job that has not started."""
+    row = conn.execute(
+        sa.text(
+            f"""
+            UPDATE jobs SET payload = jsonb_set(payload, ARRAY[CAST(:key AS text)],
+                coalesce(payload->CAST(:key AS text), '[]'::jsonb) || CAST(:values AS jsonb)),
+                updated_at = now()
+            WHERE id = :id
+            RETURNING {_COLUMNS}
+            """
+        ),
+        {"id": job_id, "key": key, "values": json.dumps(values)},
+    ).mappings()
+    return _job(row.one())
+
+
+def waiting_by(
+    conn: sa.Connection, *, kind: str, key: str, items: str
+) -> dict[str, tuple[int, int]]:
+    """For jobs of ``kind`` not finished yet, grouped by ``payload[key]``: how many
+    there are, and how many entries their ``payload[items]`` lists hold together."""
+    rows = conn.execute(
+        sa.text(
+            """
+            SELECT payload->>CAST(:key AS text) AS ref, count(*) AS jobs,
+                   coalesce(sum(CASE WHEN payload ? CAST(:items AS text)
+                                THEN jsonb_array_length(payload->CAST(:items AS text)) END),
+                            0) AS items
+            FROM jobs
+            WHERE kind = :kind AND status IN ('queued', 'retrying', 'running')
+            GROUP BY 1
+            """
+        ),
+        {"kind": kind, "key": key, "items": items},
+    ).all()
+    return {str(ref): (int(jobs), int(count)) for ref, jobs, count in rows}
 
 
 def list_jobs(
@@ -248,7 +322,7 @@ class JobStore:
             states.update(
                 conn.execute(sa.text("SELECT status, count(*) FROM jobs GROUP BY status")).all()
             )
-            waiting = dict.fromkeys((*QUEUES.values(), DEFAULT_QUEUE), 0)
+            waiting = dict.fromkeys(QUEUES, 0)
             waiting.update(
                 conn.execute(
                     sa.text(

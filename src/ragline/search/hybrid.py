@@ -34,8 +34,9 @@ from ragline.db.engine import get_engine
 from ragline.db.migrate import check_embedding_model
 from ragline.db.tenancy import tenant_scope
 from ragline.domain import Filter, Hit
+from ragline.embedding.base import Embedder, Vectors
+from ragline.embedding.factory import get_embedder
 from ragline.errors import RetrievalError
-from ragline.ingest.embedders import Embedder, Vectors, get_embedder
 from ragline.logs import ensure_logging
 from ragline.search.filters import filter_sql, has_row_filters, scope_sql
 from ragline.search.rerank import Reranker, get_reranker

@@ -14,42 +14,19 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ragline.config import Settings
 from ragline.errors import RaglineError
+from ragline.ingest.ledger import document_counts
+from ragline.ingest.runs import latest_by_source
+from ragline.jobs.store import waiting_by
 from ragline.logs import get_logger
+from ragline.sources.build import build_context
+from ragline.sources.jobs import SYNC_SOURCE
+from ragline.sources.store import SourceRecord, list_sources
 
 log = get_logger(__name__)
-
-_FRESHNESS = sa.text(
-    """
-    SELECT s.id, s.tenant, s.name, s.kind, s.collection, s.enabled, s.schedule,
-           s.next_run_at,
-           (SELECT max(r.finished_at) FROM sync_runs r
-            WHERE r.source_id = s.id AND r.status = 'succeeded') AS last_success_at,
-           (SELECT r.status FROM sync_runs r WHERE r.source_id = s.id
-            ORDER BY r.id DESC LIMIT 1) AS last_status,
-           (SELECT count(*) FROM documents d
-            WHERE d.tenant = s.tenant AND d.collection = s.collection
-              AND d.source = s.kind || ':' || s.name AND d.status = 'failed') AS failed_items,
-           (SELECT count(*) FROM documents d
-            WHERE d.tenant = s.tenant AND d.collection = s.collection
-              AND d.source = s.kind || ':' || s.name AND d.status = 'active') AS documents,
-           (SELECT coalesce(sum(CASE WHEN j.payload ? 'events'
-                                     THEN jsonb_array_length(j.payload->'events') END), 0)
-            FROM jobs j
-            WHERE j.kind = 'sync_source' AND j.status IN ('queued', 'retrying', 'running')
-              AND j.payload->>'source_id' = s.id::text) AS pending_events,
-           (SELECT count(*) FROM jobs j
-            WHERE j.kind = 'sync_source' AND j.status IN ('queued', 'retrying', 'running')
-              AND j.payload->>'source_id' = s.id::text) AS syncs_waiting
-    FROM sources s
-    WHERE CAST(:tenant AS text) IS NULL OR s.tenant = :tenant
-    ORDER BY s.tenant, s.name
-    """
-)
 
 
 def source_freshness(
@@ -61,46 +38,48 @@ def source_freshness(
 ) -> list[dict[str, Any]]:
     now = dt.datetime.now(dt.UTC)
     with engine.connect() as conn:
-        rows = [dict(row) for row in conn.execute(_FRESHNESS, {"tenant": tenant}).mappings()]
+        records = list_sources(conn, tenant=tenant)
+        runs = latest_by_source(conn)
+        documents = document_counts(conn)
+        waiting = waiting_by(conn, kind=SYNC_SOURCE.name, key="source_id", items="events")
     out = []
-    for row in rows:
-        last = row["last_success_at"]
-        backlog = _backlog(row, engine, settings) if with_backlog and settings else None
+    for record in records:
+        last, last_status = runs.get(record.id, (None, None))
+        active, failed = documents.get(
+            (record.tenant, record.collection, record.ledger_name), (0, 0)
+        )
+        syncs, events = waiting.get(str(record.id), (0, 0))
+        backlog = _backlog(record, engine, settings) if with_backlog and settings else None
         out.append(
             {
-                "id": str(row["id"]),
-                "tenant": row["tenant"],
-                "name": row["name"],
-                "kind": row["kind"],
-                "collection": row["collection"],
-                "enabled": row["enabled"],
-                "schedule": row["schedule"],
-                "next_run_at": row["next_run_at"].isoformat() if row["next_run_at"] else None,
+                "id": str(record.id),
+                "tenant": record.tenant,
+                "name": record.name,
+                "kind": record.kind,
+                "collection": record.collection,
+                "enabled": record.enabled,
+                "schedule": record.schedule,
+                "next_run_at": record.next_run_at.isoformat() if record.next_run_at else None,
                 "last_success_at": last.isoformat() if last else None,
                 "seconds_since_success": (now - last).total_seconds() if last else None,
-                "last_status": row["last_status"],
-                "documents": row["documents"],
-                "failed_items": row["failed_items"],
-                "syncs_waiting": row["syncs_waiting"],
-                "pending": int(row["pending_events"]) + (backlog or 0),
+                "last_status": last_status,
+                "documents": active,
+                "failed_items": failed,
+                "syncs_waiting": syncs,
+                "pending": events + (backlog or 0),
                 "queue_backlog": backlog,
             }
         )
     return out
 
 
-def _backlog(row: dict[str, Any], engine: Engine, settings: Settings) -> int | None:
+def _backlog(record: SourceRecord, engine: Engine, settings: Settings) -> int | None:
     """Messages waiting in a consumed source's queue, when its kind can tell."""
-    from ragline.sources.service import build_context
-    from ragline.sources.store import get_source
-
     try:
-        with engine.connect() as conn:
-            record = get_source(conn, row["id"])
         kind, config, context = build_context(record, settings, engine)
         if kind.backlog is None:
             return None
         return kind.backlog(config, context)
     except RaglineError as e:
-        log.warning("backlog_unavailable", source=row["name"], error=str(e))
+        log.warning("backlog_unavailable", source=record.name, error=str(e))
         return None

@@ -19,14 +19,13 @@ import datetime as dt
 import threading
 from collections.abc import Callable
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ragline.config import Settings
 from ragline.jobs.store import Job
 from ragline.logs import get_logger
 from ragline.sources.service import queue_sync
-from ragline.sources.store import COLUMNS, next_time, record_of
+from ragline.sources.store import due_sources, next_time, set_next_times
 
 log = get_logger(__name__)
 
@@ -42,19 +41,7 @@ def enqueue_due(
     now = now or dt.datetime.now(dt.UTC)
     jobs: list[Job] = []
     with engine.begin() as conn:
-        rows = conn.execute(
-            sa.text(
-                f"""
-                SELECT {COLUMNS} FROM sources
-                WHERE enabled AND :env = ANY(environments)
-                  AND (next_run_at <= :now OR next_full_at <= :now)
-                ORDER BY least(next_run_at, next_full_at)
-                FOR UPDATE SKIP LOCKED
-                """
-            ),
-            {"env": settings.env, "now": now},
-        ).mappings()
-        for record in [record_of(row) for row in rows]:
+        for record in due_sources(conn, env=settings.env, now=now):
             full_due = record.next_full_at is not None and record.next_full_at <= now
             jobs.append(
                 queue_sync(
@@ -65,18 +52,11 @@ def enqueue_due(
                     max_attempts=settings.job_max_attempts,
                 )
             )
-            conn.execute(
-                sa.text(
-                    """
-                    UPDATE sources SET next_run_at = :next_run, next_full_at = :next_full
-                    WHERE id = :id
-                    """
-                ),
-                {
-                    "id": record.id,
-                    "next_run": next_time(record.schedule, now),
-                    "next_full": next_time(record.full_schedule, now),
-                },
+            set_next_times(
+                conn,
+                record.id,
+                next_run=next_time(record.schedule, now),
+                next_full=next_time(record.full_schedule, now),
             )
     for job in jobs:
         try:

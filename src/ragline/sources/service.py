@@ -1,67 +1,47 @@
-"""Syncing a configured source: queueing the job, and what the job does.
+"""What can be done with a configured source, whoever asks (the API, the CLI, the
+scheduler, a queue consumer): add it, queue a sync, consume its stream, remove it.
+The rules (who may, what applies to which kind, where a source runs) live here, so
+the faces cannot disagree about them.
 
-    job = enqueue_sync(engine, dispatcher, record, full=False, trigger="schedule")
-    # ...in a worker: HANDLERS["sync_source"](executor, job)
+    service = SourceService(engine, settings, dispatcher)
+    record = service.add(principal, spec)             # admin of principal.tenant
+    job = service.sync(principal, "crm", full=False)  # admin
+    job, events = service.notify(principal, "bucket", message)   # writer
 
-A sync job builds the source from its record, runs the pipeline (full, incremental,
-or on the changes a batch of events describes), saves the source's new position once
-the run has committed, and posts the run's report to the configured webhooks. A
-source runs only in the environments (``RAGLINE_ENV``) its record names.
+The scheduler and the consumers act for no caller: they use ``queue_sync`` and
+``consume_source`` on records they already hold.
 """
 
 from __future__ import annotations
 
-import json
-import uuid
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ragline.auth import Principal
 from ragline.config import Settings
-from ragline.errors import ConfigurationError, NotFound
-from ragline.ingest.ledger import delete_documents, source_lock_key
-from ragline.ingest.sources.base import Changes, Source, SourceItem
-from ragline.jobs.store import Job, create_job, get_job
+from ragline.db.locks import xact_lock
+from ragline.db.tenancy import tenant_scope
+from ragline.errors import Unsupported
+from ragline.ingest.ledger import delete_documents, document_ids, source_lock_key
+from ragline.ingest.runs import get_run, list_runs
+from ragline.jobs.dispatch import Dispatcher
+from ragline.jobs.store import Job, create_job, extend_payload, find_queued
 from ragline.logs import get_logger
-from ragline.sources.kinds import Kind, Profiles, SourceContext, get_kind
-from ragline.sources.runs import job_runs, last_run_id
-from ragline.sources.store import SourceRecord, delete_source, get_source, save_state
-
-if TYPE_CHECKING:
-    from ragline.jobs.dispatch import Dispatcher
-    from ragline.jobs.tasks import JobExecutor
+from ragline.sources.build import build_context
+from ragline.sources.jobs import SYNC_SOURCE
+from ragline.sources.registry import ConsumeOptions, get_consumer, get_kind
+from ragline.sources.store import (
+    SourceRecord,
+    SourceSpec,
+    create_source,
+    delete_source,
+    get_source,
+    list_sources,
+)
 
 log = get_logger(__name__)
-
-KIND = "sync_source"
-
-
-def build_context(
-    record: SourceRecord, settings: Settings, engine: Engine
-) -> tuple[Kind[Any], Any, SourceContext]:
-    """The kind, validated configuration and build context of ``record``."""
-    kind = get_kind(record.kind)
-    config = kind.validate(record.config)
-    context = SourceContext(
-        name=record.ledger_name,
-        source_id=record.id,
-        tenant=record.tenant,
-        collection=record.collection,
-        settings=settings,
-        engine=engine,
-        profiles=Profiles.parse(record.profiles),
-    )
-    return kind, config, context
-
-
-def build_source(
-    record: SourceRecord, settings: Settings, engine: Engine
-) -> tuple[Kind[Any], Any, Source]:
-    """The kind, validated configuration and connector of ``record``."""
-    kind, config, context = build_context(record, settings, engine)
-    return kind, config, kind.build(config, context)
 
 
 def enqueue_sync(
@@ -75,7 +55,8 @@ def enqueue_sync(
     max_attempts: int = 5,
 ) -> Job:
     """Queue a sync of ``record`` and hand it to the runner. A sync of the same sort
-    already waiting to start is returned instead of queueing a second one."""
+    already waiting to start is returned instead of queueing a second one. A source
+    whose changes are consumed (a stream) cannot be synced: ``Unsupported``."""
     with engine.begin() as conn:
         job = queue_sync(
             conn, record, full=full, trigger=trigger, events=events, max_attempts=max_attempts
@@ -98,50 +79,79 @@ def queue_sync(
     Event records join those of an event sync of the source still waiting to start,
     so that a burst of notifications makes one sync rather than many competing for
     the source's lock."""
-    conn.execute(
-        sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-        {"key": f"enqueue:{record.id}"},
+    if not events and not get_kind(record.kind).listable:
+        raise Unsupported(
+            f"a {record.kind} source is consumed, not synced: `ragline consume {record.name}` "
+            "indexes its changes as they arrive"
+        )
+    xact_lock(conn, f"enqueue:{record.id}")
+    waiting = find_queued(
+        conn,
+        kind=SYNC_SOURCE.name,
+        tenant=record.tenant,
+        payload={"source_id": str(record.id), "full": full},
+        key="events",
+        has_key=bool(events),
     )
-    waiting = conn.execute(
-        sa.text(
-            """
-            SELECT id FROM jobs
-            WHERE kind = :kind AND tenant = :tenant AND status = 'queued'
-              AND payload->>'source_id' = :source_id
-              AND (payload->>'full')::boolean = :full AND (payload ? 'events') = :events
-            ORDER BY created_at LIMIT 1
-            FOR UPDATE
-            """
-        ),
-        {
-            "kind": KIND,
-            "tenant": record.tenant,
-            "source_id": str(record.id),
-            "full": full,
-            "events": bool(events),
-        },
-    ).scalar()
     if waiting is not None:
         if events:
-            conn.execute(
-                sa.text(
-                    """
-                    UPDATE jobs SET payload = jsonb_set(payload, '{events}',
-                        payload->'events' || CAST(:events AS jsonb)), updated_at = now()
-                    WHERE id = :id
-                    """
-                ),
-                {"id": waiting, "events": json.dumps(events)},
-            )
-        existing = get_job(conn, waiting)
-        assert existing is not None
-        return existing
+            return extend_payload(conn, waiting.id, "events", events)
+        return waiting
     payload: dict[str, Any] = {"source_id": str(record.id), "full": full, "trigger": trigger}
     if events:
         payload["events"] = events
     return create_job(
-        conn, tenant=record.tenant, kind=KIND, payload=payload, max_attempts=max_attempts
+        conn,
+        tenant=record.tenant,
+        kind=SYNC_SOURCE.name,
+        queue=SYNC_SOURCE.queue,
+        payload=payload,
+        max_attempts=max_attempts,
     )
+
+
+def notify_source(
+    engine: Engine,
+    dispatcher: Dispatcher,
+    record: SourceRecord,
+    notification: dict[str, Any],
+    *,
+    max_attempts: int = 5,
+) -> tuple[Job | None, int]:
+    """Queue a sync of exactly what an event notification names (an S3 event message).
+    Returns the job (None when the notification names nothing) and the events taken."""
+    kind = get_kind(record.kind)
+    if kind.parse_notification is None:
+        raise Unsupported(f"a {record.kind} source takes no event notifications")
+    records = kind.parse_notification(kind.validate(record.config), notification)
+    if not records:
+        return None, 0
+    job = enqueue_sync(
+        engine,
+        dispatcher,
+        record,
+        full=False,
+        trigger="event",
+        events=records,
+        max_attempts=max_attempts,
+    )
+    return job, len(records)
+
+
+def consume_source(
+    engine: Engine, settings: Settings, record: SourceRecord, options: ConsumeOptions
+) -> None:
+    """Run the consumers of ``record``'s stream or event queue until ``options`` stop
+    them. ``Unsupported`` when its kind has nothing to consume; ConfigurationError when
+    the source does not run in this environment."""
+    consume = get_consumer(record.kind)
+    if consume is None:
+        raise Unsupported(
+            f"a {record.kind} source has nothing to consume; `ragline sync {record.name}` syncs it"
+        )
+    record.check_runs_in(settings.env)
+    _, config, context = build_context(record, settings, engine)
+    consume(config, context, options)
 
 
 def remove_source(engine: Engine, record: SourceRecord, *, keep_documents: bool) -> int:
@@ -149,26 +159,10 @@ def remove_source(engine: Engine, record: SourceRecord, *, keep_documents: bool)
     (under its sync lock, so no run of it is halfway). Returns documents removed."""
     removed = 0
     with engine.begin() as conn:
-        key = source_lock_key(record.tenant, record.collection, record.ledger_name)
-        conn.execute(
-            sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
-        )
+        xact_lock(conn, source_lock_key(record.tenant, record.collection, record.ledger_name))
         if not keep_documents:
-            ids = list(
-                conn.execute(
-                    sa.text(
-                        """
-                        SELECT id FROM documents
-                        WHERE tenant = :tenant AND collection = :collection
-                          AND source = :source AND status <> 'deleted'
-                        """
-                    ),
-                    {
-                        "tenant": record.tenant,
-                        "collection": record.collection,
-                        "source": record.ledger_name,
-                    },
-                ).scalars()
+            ids = document_ids(
+                conn, record.collection, tenant=record.tenant, source=record.ledger_name
             )
             delete_documents(conn, ids)
             removed = len(ids)
@@ -177,100 +171,78 @@ def remove_source(engine: Engine, record: SourceRecord, *, keep_documents: bool)
     return removed
 
 
-class EventChanges:
-    """A source whose changes are the ones a batch of events described."""
+class SourceService:
+    """Configured sources as a caller may see and change them: each method checks the
+    caller's role and works in the caller's tenant only."""
 
-    def __init__(self, source: Source, changes: Changes) -> None:
-        self.source = source
-        self.name = source.name
-        self._changes = changes
+    def __init__(self, engine: Engine, settings: Settings, dispatcher: Dispatcher) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.dispatcher = dispatcher
 
-    def close(self) -> None:
-        close = getattr(self.source, "close", None)
-        if callable(close):
-            close()
+    def add(self, principal: Principal, spec: SourceSpec) -> SourceRecord:
+        principal.require("admin")
+        with tenant_scope(self.engine, principal.tenant) as conn:
+            return create_source(conn, tenant=principal.tenant, spec=spec)
 
-    def list(self) -> Iterator[SourceItem]:
-        return self.source.list()
+    def listing(self, principal: Principal) -> list[SourceRecord]:
+        principal.require("admin")  # configurations name hosts and variables
+        with tenant_scope(self.engine, principal.tenant) as conn:
+            return list_sources(conn)
 
-    def read(self, item: SourceItem) -> bytes:
-        return self.source.read(item)
+    def get(self, principal: Principal, ref: str) -> SourceRecord:
+        principal.require("admin")
+        return self._get(principal, ref)
 
-    def changes(self, state: dict[str, Any]) -> Changes:
-        return self._changes
+    def remove(self, principal: Principal, ref: str, *, keep_documents: bool) -> int:
+        principal.require("admin")
+        return remove_source(self.engine, self._get(principal, ref), keep_documents=keep_documents)
 
-    def checkpoint(self) -> dict[str, Any]:
-        return {}
-
-
-def sync_source(executor: JobExecutor, job: Job) -> dict[str, Any]:
-    """The ``sync_source`` job: one run of a configured source."""
-    from ragline.jobs.tasks import JobFailed, JobProgress
-
-    engine = executor.engine
-    settings = executor.settings
-    try:
-        with engine.connect() as conn:
-            record = get_source(conn, uuid.UUID(job.payload["source_id"]))
-    except NotFound as e:
-        raise JobFailed(f"{e} (it was removed after this sync was queued)", {}) from e
-    if record.tenant != job.tenant:
-        raise JobFailed("the source belongs to another tenant", {})
-    if settings.env not in record.environments:
-        raise JobFailed(
-            f"source {record.name!r} runs only in {', '.join(record.environments)}; "
-            f"this deployment is {settings.env} (RAGLINE_ENV)",
-            {},
-        )
-    try:
-        kind, _, source = build_source(record, settings, engine)
-    except ConfigurationError as e:
-        raise JobFailed(str(e), {}) from e
-    events = job.payload.get("events")
-    full = bool(job.payload.get("full")) and not events
-    if events:
-        if kind.events is None:
-            raise JobFailed(f"a {record.kind} source takes no events", {})
-        try:
-            source = EventChanges(source, kind.events(source, events))
-        except ConfigurationError as e:
-            raise JobFailed(str(e), {}) from e
-    with engine.connect() as conn:
-        after = last_run_id(conn)
-    try:
-        report = executor.pipeline.sync(
-            source,
-            collection=record.collection,
-            tenant=record.tenant,
-            progress=JobProgress(executor.jobs, job.id),
+    def sync(self, principal: Principal, ref: str, *, full: bool) -> Job:
+        principal.require("admin")
+        return enqueue_sync(
+            self.engine,
+            self.dispatcher,
+            self._get(principal, ref),
             full=full,
-            state=record.state,
-            run={
-                "source_id": record.id,
-                "job_id": job.id,
-                "trigger": "event" if events else job.payload.get("trigger", "manual"),
-            },
+            trigger="manual",
+            max_attempts=self.settings.job_max_attempts,
         )
-    finally:
-        close = getattr(source, "close", None)
-        if callable(close):
-            close()
-        _report_runs(executor, job, after)
-    if report.state is not None and not events:
-        with engine.begin() as conn:
-            save_state(conn, record.id, report.state)
-    return report.as_dict()
 
+    def notify(
+        self, principal: Principal, ref: str, notification: dict[str, Any]
+    ) -> tuple[Job | None, int]:
+        principal.require("writer")
+        return notify_source(
+            self.engine,
+            self.dispatcher,
+            self._get(principal, ref),
+            notification,
+            max_attempts=self.settings.job_max_attempts,
+        )
 
-def _report_runs(executor: JobExecutor, job: Job, after: int) -> None:
-    """Post the runs this attempt of ``job`` finished to the webhooks."""
-    if not executor.notifier.active:
-        return
-    try:
-        with executor.engine.connect() as conn:
-            runs = job_runs(conn, job.id, after=after)
-    except sa.exc.SQLAlchemyError as e:
-        log.warning("run_report_unavailable", error=str(e))
-        return
-    for run in runs:
-        executor.notifier.run_finished(run)
+    def consume(self, principal: Principal, ref: str, options: ConsumeOptions) -> None:
+        principal.require("admin")
+        consume_source(self.engine, self.settings, self._get(principal, ref), options)
+
+    def runs(
+        self,
+        principal: Principal,
+        *,
+        source: str | None = None,
+        status: str | None = None,
+        limit: int = 20,
+    ) -> list[dict[str, Any]]:
+        principal.require("reader")
+        with tenant_scope(self.engine, principal.tenant) as conn:
+            source_id = get_source(conn, source).id if source else None
+            return list_runs(conn, source_id=source_id, status=status, limit=limit)
+
+    def run(self, principal: Principal, run_id: int) -> dict[str, Any]:
+        principal.require("reader")
+        with tenant_scope(self.engine, principal.tenant) as conn:
+            return get_run(conn, run_id)
+
+    def _get(self, principal: Principal, ref: str) -> SourceRecord:
+        with tenant_scope(self.engine, principal.tenant) as conn:
+            return get_source(conn, ref)

@@ -21,7 +21,8 @@ from croniter import croniter
 
 from ragline.config import Environment
 from ragline.errors import ConfigurationError, Conflict, NotFound
-from ragline.sources.kinds import Profiles, get_kind
+from ragline.ingest.connectors.kinds import Profiles
+from ragline.sources.registry import get_kind
 
 ENVIRONMENTS: tuple[Environment, ...] = ("development", "staging", "production")
 
@@ -99,6 +100,14 @@ class SourceRecord:
     next_full_at: dt.datetime | None
     created_at: dt.datetime
     updated_at: dt.datetime
+
+    def check_runs_in(self, env: str) -> None:
+        """ConfigurationError unless the source runs in the environment ``env``."""
+        if env not in self.environments:
+            raise ConfigurationError(
+                f"source {self.name!r} runs only in {', '.join(self.environments)}; "
+                f"this deployment is {env} (RAGLINE_ENV)"
+            )
 
     @property
     def ledger_name(self) -> str:
@@ -181,8 +190,15 @@ def create_source(conn: sa.Connection, *, tenant: str, spec: SourceSpec) -> Sour
     return record_of(row)
 
 
-def list_sources(conn: sa.Connection) -> list[SourceRecord]:
-    rows = conn.execute(sa.text(f"SELECT {COLUMNS} FROM sources ORDER BY name")).mappings()
+def list_sources(conn: sa.Connection, *, tenant: str | None = None) -> list[SourceRecord]:
+    """The sources in the connection's scope (of ``tenant`` only, when given)."""
+    rows = conn.execute(
+        sa.text(
+            f"SELECT {COLUMNS} FROM sources "
+            "WHERE CAST(:tenant AS text) IS NULL OR tenant = :tenant ORDER BY tenant, name"
+        ),
+        {"tenant": tenant},
+    ).mappings()
     return [record_of(row) for row in rows]
 
 
@@ -224,4 +240,35 @@ def save_state(conn: sa.Connection, source_id: uuid.UUID, state: dict[str, Any])
             "UPDATE sources SET state = CAST(:state AS jsonb), updated_at = now() WHERE id = :id"
         ),
         {"id": source_id, "state": json.dumps(state, default=str)},
+    )
+
+
+def due_sources(conn: sa.Connection, *, env: str, now: dt.datetime) -> list[SourceRecord]:
+    """The enabled sources of ``env`` due at ``now``, locked for the caller's
+    transaction; sources another scheduler holds are skipped."""
+    rows = conn.execute(
+        sa.text(
+            f"""
+            SELECT {COLUMNS} FROM sources
+            WHERE enabled AND :env = ANY(environments)
+              AND (next_run_at <= :now OR next_full_at <= :now)
+            ORDER BY least(next_run_at, next_full_at)
+            FOR UPDATE SKIP LOCKED
+            """
+        ),
+        {"env": env, "now": now},
+    ).mappings()
+    return [record_of(row) for row in rows]
+
+
+def set_next_times(
+    conn: sa.Connection,
+    source_id: uuid.UUID,
+    *,
+    next_run: dt.datetime | None,
+    next_full: dt.datetime | None,
+) -> None:
+    conn.execute(
+        sa.text("UPDATE sources SET next_run_at = :run, next_full_at = :full WHERE id = :id"),
+        {"id": source_id, "run": next_run, "full": next_full},
     )

@@ -18,6 +18,7 @@ from typing import BinaryIO, Protocol
 
 from ragline.config import Settings
 from ragline.errors import ConfigurationError, IngestError, SourceUnavailable
+from ragline.uploads.s3 import S3FileStore
 
 
 class FileStore(Protocol):
@@ -69,8 +70,6 @@ class LocalFileStore:
 def get_filestore(settings: Settings) -> FileStore:
     location = settings.filestore
     if location.startswith("s3://"):
-        from ragline.uploads.s3 import S3FileStore
-
         return S3FileStore.from_url(location, endpoint_url=settings.s3_endpoint_url)
     if "://" in location:
         raise ConfigurationError(

@@ -13,13 +13,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ragline.db.tenancy import tenant_scope
-from ragline.ingest.sources.base import SourceItem
+from ragline.ingest.connectors.base import SourceItem
 from ragline.uploads.filestore import FileStore
-from ragline.uploads.service import parse_name, upload_source_name
+from ragline.uploads.names import parse_name, upload_source_name
+from ragline.uploads.store import get_upload, storage_key_of
 
 
 class UploadSource:
@@ -35,26 +35,20 @@ class UploadSource:
 
     def list(self) -> Iterator[SourceItem]:
         with tenant_scope(self.engine, self.tenant) as conn:
-            row = conn.execute(
-                sa.text(
-                    "SELECT filename, content_type, size_bytes, sha256, storage_key, created_at, "
-                    "metadata "
-                    "FROM uploads WHERE id = :id AND status <> 'deleted'"
-                ),
-                {"id": self.upload_id},
-            ).first()
-        if row is None:
+            upload = get_upload(conn, self.upload_id)
+            key = storage_key_of(conn, self.upload_id)
+        if upload is None or key is None:
             return
         doc_id = str(self.upload_id)
-        self._keys[doc_id] = row.storage_key
+        self._keys[doc_id] = key
         yield SourceItem(
             doc_id=doc_id,
-            name=parse_name(row.filename, row.content_type),
-            uri=f"upload://{self.upload_id}/{row.filename}",
-            etag=row.sha256,
-            modified=row.created_at,
-            size=row.size_bytes,
-            metadata=dict(row.metadata),
+            name=parse_name(upload.filename, upload.content_type),
+            uri=f"upload://{self.upload_id}/{upload.filename}",
+            etag=upload.sha256,
+            modified=upload.created_at,
+            size=upload.size_bytes,
+            metadata=dict(upload.metadata),
         )
 
     def read(self, item: SourceItem) -> bytes:

@@ -9,15 +9,15 @@ llama.cpp's server, LM Studio — anything that speaks ``POST /chat/completions`
 takes the resource URL, the deployment as ``model`` and an ``api_version``. Transient
 failures (connection errors, timeouts, 408, 409, 429, 5xx) are retried with
 exponential backoff up to ``max_retries`` times, and a stream only until its first
-token; anything else is raised at once.
+token; anything else is raised at once. The delays come from ``ragline.retry``
+(exponential, capped, jittered).
 """
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import httpx
 
@@ -25,10 +25,12 @@ from ragline.answer.llm.base import ClosingStream, Completion, Message, Usage
 from ragline.config import ProviderConfig
 from ragline.errors import LLMRequestError, LLMUnavailable
 from ragline.logs import get_logger
+from ragline.retry import Backoff, call_with_retries
 
 log = get_logger(__name__)
 
 _TRANSIENT_STATUS = {408, 409, 429, 500, 502, 503, 504}
+T = TypeVar("T")
 
 
 class OpenAICompatible:
@@ -37,12 +39,12 @@ class OpenAICompatible:
         config: ProviderConfig,
         *,
         max_retries: int = 2,
-        backoff: float = 0.5,
+        backoff: Backoff | None = None,
         client: httpx.Client | None = None,
     ) -> None:
         self.config = config
         self.max_retries = max_retries
-        self.backoff = backoff
+        self.backoff = backoff or Backoff(first=0.5, cap=8.0)
         self.client = client or httpx.Client(
             timeout=httpx.Timeout(config.timeout, connect=min(10.0, config.timeout))
         )
@@ -83,19 +85,19 @@ class OpenAICompatible:
             body["stream_options"] = {"include_usage": True}
         return body
 
-    def _with_retries(self, attempt: Any) -> Any:
-        for n in range(self.max_retries + 1):
-            try:
-                return attempt()
-            except LLMUnavailable as e:
-                if n == self.max_retries:
-                    raise
-                delay = self.backoff * 2**n
-                log.warning(
-                    "llm_retry", provider=self.name, attempt=n + 1, delay=delay, error=str(e)
-                )
-                time.sleep(delay)
-        raise AssertionError("unreachable")
+    def _with_retries(self, attempt: Callable[[], T]) -> T:
+        def on_retry(number: int, error: BaseException | None, delay: float) -> None:
+            log.warning(
+                "llm_retry", provider=self.name, attempt=number, delay=delay, error=str(error)
+            )
+
+        return call_with_retries(
+            attempt,
+            attempts=self.max_retries + 1,
+            backoff=self.backoff,
+            transient=lambda e: isinstance(e, LLMUnavailable),
+            on_retry=on_retry,
+        )
 
     def complete(
         self, messages: Sequence[Message], *, max_tokens: int, temperature: float
@@ -122,8 +124,7 @@ class OpenAICompatible:
                 finish_reason=choice.get("finish_reason"),
             )
 
-        result: Completion = self._with_retries(attempt)
-        return result
+        return self._with_retries(attempt)
 
     def stream(
         self, messages: Sequence[Message], *, max_tokens: int, temperature: float
@@ -142,8 +143,7 @@ class OpenAICompatible:
                 _check(self.name, response)
             return _SSEStream(self.name, self.config.model, response)
 
-        result: _SSEStream = self._with_retries(attempt)
-        return result
+        return self._with_retries(attempt)
 
 
 class _SSEStream(ClosingStream):

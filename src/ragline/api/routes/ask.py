@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from ragline.answer.service import AnswerEvent, AnswerStream
+from ragline.answer.flow import AnswerEvent, AnswerStream
 from ragline.api.deps import AdminDep, ReaderDep, ServicesDep
 from ragline.api.schemas import (
     AskRequest,

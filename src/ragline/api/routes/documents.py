@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ragline.api.deps import ReaderDep, ServicesDep, WriterDep
 from ragline.api.schemas import DocumentList, DocumentOut, UploadAccepted
-from ragline.errors import JobQueueUnavailable, UploadRejected
+from ragline.errors import InvalidInput, JobQueueUnavailable
 from ragline.jobs.store import JobStore
 from ragline.logs import get_logger
 
@@ -25,9 +25,9 @@ def _metadata(raw: str | None) -> dict[str, Any]:
     try:
         value = json.loads(raw)
     except json.JSONDecodeError as e:
-        raise UploadRejected(f"metadata is not valid JSON: {e}", status=422) from e
+        raise InvalidInput(f"metadata is not valid JSON: {e}") from e
     if not isinstance(value, dict):
-        raise UploadRejected("metadata must be a JSON object", status=422)
+        raise InvalidInput("metadata must be a JSON object")
     return value
 
 

@@ -1,0 +1,2 @@
+"""The change-event stream connector: Debezium envelopes (``source``) from RabbitMQ
+or Redis Streams (``transports``), and the kind that puts them together (``kind``)."""

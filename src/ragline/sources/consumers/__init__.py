@@ -1,0 +1,1 @@
+"""Consumers that turn a source's queued events into index changes or sync jobs."""
