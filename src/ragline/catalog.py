@@ -7,6 +7,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ragline.db.migrate import index_meta
+from ragline.ingest.runs import list_runs
+
 
 def index_status(engine: Engine, tenant: str, *, runs: int = 10) -> dict[str, Any]:
     with engine.connect() as conn:
@@ -47,26 +50,8 @@ def index_status(engine: Engine, tenant: str, *, runs: int = 10) -> dict[str, An
                 {"t": tenant},
             ).mappings()
         ]
-        recent = [
-            {
-                **row,
-                "started_at": row["started_at"].isoformat(),
-                "finished_at": row["finished_at"].isoformat() if row["finished_at"] else None,
-            }
-            for row in conn.execute(
-                sa.text(
-                    """
-                    SELECT id, collection, source, status, started_at, finished_at, added,
-                           updated, unchanged, deleted, failed, chunks, embedded, seconds
-                    FROM sync_runs WHERE tenant = :t ORDER BY started_at DESC, id DESC LIMIT :n
-                    """
-                ),
-                {"t": tenant, "n": runs},
-            ).mappings()
-        ]
-        meta: dict[str, str] = dict(
-            conn.execute(sa.text("SELECT key, value FROM index_meta")).all()
-        )
+        recent = list_runs(conn, tenant=tenant, limit=runs)
+        meta = index_meta(conn)
     return {
         "tenant": tenant,
         "documents": {state: states.get(state, 0) for state in ("active", "failed", "deleted")},
@@ -76,4 +61,5 @@ def index_status(engine: Engine, tenant: str, *, runs: int = 10) -> dict[str, An
         "runs": recent,
         "embedding_model": meta.get("embedding_model"),
         "embedding_dim": int(meta["embedding_dim"]) if "embedding_dim" in meta else None,
+        "embedder": meta.get("embedder"),
     }

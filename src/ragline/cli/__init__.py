@@ -276,7 +276,8 @@ def status(as_json: JsonOption = False) -> None:
     out.print(
         f"[bold]{docs['active']}[/] documents indexed in {info['chunks']} chunks "
         f"({docs['failed']} failed, {docs['deleted']} deleted) — "
-        f"embedding model {info['embedding_model']} ({info['embedding_dim']}-d)",
+        f"embedding model {info['embedding_model']} ({info['embedding_dim']}-d, "
+        f"{info['embedder']} embedder)",
         highlight=False,
     )
     for row in info["collections"]:

@@ -71,16 +71,15 @@ def _require_vector(connection: sa.Connection) -> None:
     connection.commit()
 
 
+def index_meta(connection: sa.Connection) -> dict[str, str]:
+    """What the index records of itself: the embedding model, its dimension, the
+    embedder that built it."""
+    return dict(connection.execute(sa.text("SELECT key, value FROM index_meta")).all())
+
+
 def check_embedding_model(connection: sa.Connection, name: str, dimension: int) -> None:
     """Fail clearly if the index was built with another embedding model."""
-    rows: dict[str, str] = dict(
-        connection.execute(
-            sa.text(
-                "SELECT key, value FROM index_meta "
-                "WHERE key IN ('embedding_model', 'embedding_dim')"
-            )
-        ).all()
-    )
+    rows = index_meta(connection)
     built_name, built_dim = rows.get("embedding_model"), rows.get("embedding_dim")
     if built_name is None or built_dim is None:
         raise DatabaseError("index_meta is missing the embedding model; run `ragline db upgrade`")

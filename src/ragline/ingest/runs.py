@@ -144,19 +144,22 @@ def list_runs(
     *,
     source_id: uuid.UUID | None = None,
     status: str | None = None,
+    tenant: str | None = None,
     limit: int = 20,
 ) -> list[dict[str, Any]]:
-    """The latest runs first, of one source or of all (in the connection's scope)."""
+    """The latest runs first, of one source or of all (in the connection's scope, and of
+    ``tenant`` only when given)."""
     rows = conn.execute(
         sa.text(
             _SELECT
             + """
             WHERE (CAST(:source_id AS uuid) IS NULL OR r.source_id = :source_id)
               AND (CAST(:status AS text) IS NULL OR r.status = :status)
+              AND (CAST(:tenant AS text) IS NULL OR r.tenant = :tenant)
             ORDER BY r.started_at DESC, r.id DESC LIMIT :limit
             """
         ),
-        {"source_id": source_id, "status": status, "limit": limit},
+        {"source_id": source_id, "status": status, "tenant": tenant, "limit": limit},
     ).mappings()
     return [run_dict(row) for row in rows]
 
