@@ -16,6 +16,7 @@ from ragline.auth import Principal
 from ragline.config import Settings
 from ragline.errors import SourceUnavailable
 from ragline.handlers import JOB_KINDS
+from ragline.jobs.dispatch import PollingDispatcher
 from ragline.jobs.executor import JobExecutor
 from ragline.testing.filestore import FileStoreContract
 from ragline.uploads.filestore import FileStore, LocalFileStore, get_filestore
@@ -104,7 +105,7 @@ def test_an_unreachable_file_store_makes_the_job_retry(
 ) -> None:
     """The store going away is not the document's fault: the job waits and retries
     rather than failing the upload."""
-    service = UploadService(clean_db, get_filestore(settings), settings)
+    service = UploadService(clean_db, get_filestore(settings), settings, PollingDispatcher())
     _, job = service.accept(
         Principal(tenant="acme", role="writer", key_id=None),
         io.BytesIO(b"# Tides\n\nSpring tides peak at dawn.\n"),

@@ -323,6 +323,16 @@ def test_sources_are_managed_synced_and_reported_through_the_api(
     source = created.json()
     assert admin.post("/v1/sources", json=body).status_code == 409
     assert [s["name"] for s in admin.get("/v1/sources").json()["sources"]] == ["notes"]
+    # Every operation on a source's configuration is an admin's; reading runs is anyone's.
+    writer = client_for(api, clean_db, "acme", "writer")
+    for refused_to_writer in (
+        writer.get("/v1/sources"),
+        writer.get("/v1/sources/notes"),
+        writer.post("/v1/sources/notes/sync"),
+        writer.delete("/v1/sources/notes"),
+    ):
+        assert refused_to_writer.status_code == 403, refused_to_writer.request.url
+    assert reader.get("/v1/runs").status_code == 200
     assert admin.get("/v1/sources/notes").json()["id"] == source["id"]
     assert stranger.get(f"/v1/sources/{source['id']}").status_code == 404
     assert stranger.post(f"/v1/sources/{source['id']}/sync").status_code == 404

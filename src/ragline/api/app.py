@@ -68,7 +68,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.services = Services(
             settings=settings,
             engine=engine,
-            uploads=UploadService(engine, get_filestore(settings), settings),
+            uploads=UploadService(engine, get_filestore(settings), settings, dispatcher),
             searcher=searcher,
             answerer=Answerer(searcher, settings, get_llm(settings)),
             dispatcher=dispatcher,

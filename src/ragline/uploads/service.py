@@ -1,10 +1,10 @@
 """Uploads: accept a file, store it, record it, and queue the job that indexes it.
 
-    service = UploadService(engine, filestore, settings)
+    service = UploadService(engine, filestore, settings, dispatcher)
     upload, job = service.accept(principal, fileobj, filename="manual.pdf",
                                  content_type="application/pdf", collection="uploads")
-    service.get(tenant, upload.id)          # with its indexing state
-    service.delete(tenant, upload.id)       # file, chunks and ledger row go
+    service.get(principal, upload.id)       # with its indexing state
+    service.delete(principal, upload.id)    # file, chunks and ledger row go
 
 Every read and write here runs in the tenant's scope (row-level security applies).
 The upload's ledger row has ``doc_id`` = the upload id, so a search can be limited to
@@ -27,12 +27,14 @@ from ragline.db.tenancy import tenant_scope
 from ragline.errors import (
     Conflict,
     InvalidInput,
+    JobQueueUnavailable,
     NotFound,
     UploadRejected,
     UploadTooLarge,
 )
 from ragline.ingest.ledger import delete_documents, document_ids, source_lock_key
-from ragline.jobs.store import Job, create_job
+from ragline.jobs.dispatch import Dispatcher
+from ragline.jobs.store import Job, JobStore, create_job
 from ragline.uploads.filestore import FileStore
 from ragline.uploads.jobs import INDEX_UPLOAD
 from ragline.uploads.names import parse_name, storage_key, upload_source_name
@@ -66,10 +68,16 @@ def _measure(data: BinaryIO, limit: int) -> tuple[int, str]:
 
 
 class UploadService:
-    def __init__(self, engine: Engine, filestore: FileStore, settings: Settings) -> None:
+    """Uploads as a caller may see and change them: each method checks the caller's
+    role (reader to read, writer to upload or delete) and works in its tenant only."""
+
+    def __init__(
+        self, engine: Engine, filestore: FileStore, settings: Settings, dispatcher: Dispatcher
+    ) -> None:
         self.engine = engine
         self.filestore = filestore
         self.settings = settings
+        self.dispatcher = dispatcher
 
     def accept(
         self,
@@ -81,7 +89,29 @@ class UploadService:
         collection: str,
         metadata: dict[str, Any] | None = None,
     ) -> tuple[Upload, Job]:
-        """Store the file and record it with a queued indexing job (not yet dispatched)."""
+        """Store the file, record it with a queued indexing job, and hand the job to the
+        runner. When the job queue cannot take it, the job is failed with the reason and
+        ``JobQueueUnavailable`` raised: the upload stays recorded, its job failed."""
+        principal.require("writer")
+        upload, job = self._store(
+            principal, data, filename, content_type, collection, metadata or {}
+        )
+        try:
+            self.dispatcher.dispatch(job)
+        except JobQueueUnavailable as e:
+            JobStore(self.engine).fail(job.id, str(e))
+            raise
+        return upload, job
+
+    def _store(
+        self,
+        principal: Principal,
+        data: BinaryIO,
+        filename: str,
+        content_type: str,
+        collection: str,
+        metadata: dict[str, Any],
+    ) -> tuple[Upload, Job]:
         filename = PurePosixPath(filename.replace("\\", "/")).name.strip()
         if not filename:
             raise UploadRejected("the upload has no file name")
@@ -118,7 +148,7 @@ class UploadService:
                     size=size,
                     sha256=sha256,
                     storage_key=key,
-                    metadata=metadata or {},
+                    metadata=metadata,
                     uploaded_by=principal.key_id,
                     job_id=job.id,
                 )
@@ -127,22 +157,31 @@ class UploadService:
             raise
         return upload, job
 
-    def get(self, tenant: str, upload_id: uuid.UUID) -> Upload:
-        with tenant_scope(self.engine, tenant) as conn:
+    def get(self, principal: Principal, upload_id: uuid.UUID) -> Upload:
+        principal.require("reader")
+        with tenant_scope(self.engine, principal.tenant) as conn:
             upload = get_upload(conn, upload_id)
         if upload is None or upload.status == "deleted":
             raise NotFound(f"no document {upload_id}")
         return upload
 
-    def list(
-        self, tenant: str, *, collection: str | None = None, limit: int = 50, offset: int = 0
+    def listing(
+        self,
+        principal: Principal,
+        *,
+        collection: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
     ) -> list[Upload]:
-        with tenant_scope(self.engine, tenant) as conn:
+        principal.require("reader")
+        with tenant_scope(self.engine, principal.tenant) as conn:
             return list_uploads(conn, collection=collection, limit=limit, offset=offset)
 
-    def delete(self, tenant: str, upload_id: uuid.UUID) -> None:
+    def delete(self, principal: Principal, upload_id: uuid.UUID) -> None:
         """Remove the file, the chunks and the upload; the ledger row is kept, deleted.
         Refused (Conflict) while the upload's indexing job holds its lock."""
+        principal.require("writer")
+        tenant = principal.tenant
         with tenant_scope(self.engine, tenant) as conn:
             upload = get_upload(conn, upload_id, lock=True)
             if upload is None or upload.status == "deleted":

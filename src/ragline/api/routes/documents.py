@@ -9,10 +9,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from ragline.api.deps import ReaderDep, ServicesDep, WriterDep
+from ragline.api.deps import ReaderDep, ServicesDep
 from ragline.api.schemas import DocumentList, DocumentOut, UploadAccepted
-from ragline.errors import InvalidInput, JobQueueUnavailable
-from ragline.jobs.store import JobStore
+from ragline.errors import InvalidInput
 from ragline.logs import get_logger
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
@@ -33,7 +32,7 @@ def _metadata(raw: str | None) -> dict[str, Any]:
 
 @router.post("", status_code=202, response_model=UploadAccepted)
 async def upload_document(
-    principal: WriterDep,
+    principal: ReaderDep,
     services: ServicesDep,
     file: Annotated[UploadFile, File(description="PDF, HTML, Markdown, text or JSON.")],
     collection: Annotated[str, Form(max_length=200)] = "uploads",
@@ -49,11 +48,6 @@ async def upload_document(
         collection=collection,
         metadata=_metadata(metadata),
     )
-    try:
-        await run_in_threadpool(services.dispatcher.dispatch, job)
-    except JobQueueUnavailable as e:
-        await run_in_threadpool(JobStore(services.engine).fail, job.id, str(e))
-        raise
     log.info("document_uploaded", document_id=str(upload.id), job_id=str(job.id))
     return UploadAccepted(document_id=str(upload.id), job_id=str(job.id))
 
@@ -66,9 +60,7 @@ def list_documents(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> DocumentList:
-    uploads = services.uploads.list(
-        principal.tenant, collection=collection, limit=limit, offset=offset
-    )
+    uploads = services.uploads.listing(principal, collection=collection, limit=limit, offset=offset)
     return DocumentList(documents=[DocumentOut(**u.as_dict()) for u in uploads])
 
 
@@ -76,10 +68,10 @@ def list_documents(
 def get_document(
     document_id: uuid.UUID, principal: ReaderDep, services: ServicesDep
 ) -> DocumentOut:
-    return DocumentOut(**services.uploads.get(principal.tenant, document_id).as_dict())
+    return DocumentOut(**services.uploads.get(principal, document_id).as_dict())
 
 
 @router.delete("/{document_id}", status_code=204)
-def delete_document(document_id: uuid.UUID, principal: WriterDep, services: ServicesDep) -> None:
+def delete_document(document_id: uuid.UUID, principal: ReaderDep, services: ServicesDep) -> None:
     """Remove the file, its chunks and its record (the ledger keeps it as deleted)."""
-    services.uploads.delete(principal.tenant, document_id)
+    services.uploads.delete(principal, document_id)
