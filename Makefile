@@ -1,6 +1,6 @@
 # The two commands of the README, and what they need.
 #   make demo   index the sample corpus on the embedded default, search it, ask it
-#   make test   lint, type-check and run the whole test suite
+#   make test   lint (ruff, the import layers), type-check and run the whole test suite
 PYTHON ?= python3
 VENV   ?= .venv
 TORCH  ?= torch==2.13.0
