@@ -1,7 +1,9 @@
-"""Dependencies of the routes, as types: ``ServicesDep``, ``ReaderDep``, ``WriterDep``...
+"""Dependencies of the routes, as types: ``ServicesDep``, ``ReaderDep``, ``AdminDep``.
 
-A route that takes ``WriterDep`` gets the caller's ``Principal`` after the key was
-checked (401), the role required (403) and the rate limit applied (429). The tenant of
+A route that takes ``ReaderDep`` gets the caller's ``Principal`` after the key was
+checked (401), the role required (403) and the rate limit applied (429). Finer role
+checks belong to the services (``SourceService``, ``UploadService``), so that the API
+and the command line apply the same rules. The tenant of
 everything a route does is ``principal.tenant``: it never comes from the request.
 """
 
@@ -84,5 +86,4 @@ def _require(role: Role) -> Callable[..., Awaitable[Principal]]:
 
 
 ReaderDep = Annotated[Principal, Depends(_require("reader"))]
-WriterDep = Annotated[Principal, Depends(_require("writer"))]
 AdminDep = Annotated[Principal, Depends(_require("admin"))]
