@@ -23,15 +23,16 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import itertools
-import json
 import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote_plus, urlencode, urlsplit
+
+from tests.integration.json_handler import JsonHandler
 
 CONTEXT = "/wiki"
 _AND = re.compile(r"\s+and\s+(?=(?:[^\"]*\"[^\"]*\")*[^\"]*$)", re.IGNORECASE)
@@ -245,11 +246,8 @@ def _milliseconds(when: dt.datetime) -> dt.datetime:
     return when.replace(microsecond=when.microsecond // 1000 * 1000)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     def do_GET(self) -> None:
         wiki = self.server.wiki
@@ -329,18 +327,6 @@ class _Handler(BaseHTTPRequestHandler):
             return header == f"Bearer {wiki.token}"
         expected = base64.b64encode(f"{wiki.username}:{wiki.token}".encode()).decode()
         return header == f"Basic {expected}"
-
-    def _json(
-        self, status: int, data: dict[str, Any], headers: dict[str, str] | None = None
-    ) -> None:
-        payload = json.dumps(data).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
 
 
 class _Server(ThreadingHTTPServer):

@@ -26,13 +26,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 from tokenizers import Tokenizer
+
+from tests.integration.json_handler import JsonHandler
 
 Embed = Callable[[list[str]], np.ndarray[Any, Any]]
 _AZURE = re.compile(r"^/openai/deployments/(?P<name>[^/]+)/embeddings$")
@@ -81,12 +83,9 @@ class Behaviour:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     def do_POST(self) -> None:
         behaviour = self.server.behaviour
@@ -184,18 +183,6 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         kind = "invalid_request_error" if status < 429 else "server_error"
         self._json(status, {"error": {"message": message, "type": kind}}, headers)
-
-    def _json(
-        self, status: int, data: dict[str, Any], headers: dict[str, str] | None = None
-    ) -> None:
-        payload = json.dumps(data).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
 
 
 def _encode(vector: np.ndarray[Any, Any], encoding: str) -> list[float] | str:
