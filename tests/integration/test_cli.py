@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 import sqlalchemy as sa
@@ -16,6 +18,7 @@ from ragline.config import Settings
 from ragline.db.engine import get_engine
 from ragline.db.migrate import check_embedding_model, head_revision
 from ragline.errors import DatabaseError, EmbeddingModelMismatch
+from tests.integration.service import free_port, start_process, wait_for
 
 runner = CliRunner()
 
@@ -152,3 +155,34 @@ def test_unreachable_server_gets_a_clear_error(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path, database_url="postgresql://nobody@127.0.0.1:9/none")
     with pytest.raises(DatabaseError, match="cannot connect to PostgreSQL"):
         get_engine(settings)
+
+
+def test_a_stopped_server_stops_its_embedded_database(tmp_path: Path) -> None:
+    """SIGTERM (what a process manager sends) shuts `ragline serve` down cleanly, and the
+    embedded PostgreSQL it started stops with it rather than running on."""
+    home = tmp_path / "home"
+    port = free_port()
+    server = start_process(
+        ["serve", "--port", str(port)],
+        {"RAGLINE_HOME": str(home), "RAGLINE_AUTH_REQUIRED": "false"},
+        log=tmp_path / "serve.log",
+    )
+    try:
+        wait_for(
+            lambda: _answers(f"http://127.0.0.1:{port}/healthz"), timeout=120, what="the server"
+        )
+        postmaster = home / "pgdata" / "postmaster.pid"
+        assert postmaster.exists()
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=60) in (0, 128 + signal.SIGTERM)
+        wait_for(lambda: not postmaster.exists(), timeout=30, what="PostgreSQL to stop")
+    finally:
+        if server.poll() is None:
+            server.kill()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

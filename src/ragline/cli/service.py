@@ -3,6 +3,7 @@ and ``keys``."""
 
 from __future__ import annotations
 
+import signal
 from typing import Annotated, Any
 
 import typer
@@ -49,6 +50,10 @@ def serve(
 
     from ragline.api.app import create_app
 
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again to exit
+    # with its status; exiting through SystemExit instead lets the exit handlers run,
+    # which stop the embedded PostgreSQL this process started.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     settings = load_settings()
     with friendly_errors():
         application = create_app(settings)
@@ -59,6 +64,10 @@ def serve(
             log_level=settings.log_level,
             access_log=False,
         )
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 @app.command()
