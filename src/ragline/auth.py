@@ -22,8 +22,10 @@ from sqlalchemy.engine import Engine
 
 from ragline.errors import AuthError, Forbidden, NotFound
 
-Role = Literal["admin", "writer", "reader"]
-ROLES: tuple[Role, ...] = ("reader", "writer", "admin")  # each can do what those before can
+Role = Literal["operator", "admin", "writer", "reader"]
+# Each can do what those before can. An admin configures its tenant within what the
+# operator allows; the operator runs the service and decides that allowance.
+ROLES: tuple[Role, ...] = ("reader", "writer", "admin", "operator")
 KEY_PREFIX = "rl_"
 
 
@@ -37,9 +39,17 @@ class Principal:
 
     @classmethod
     def operator(cls, tenant: str) -> Principal:
-        """Whoever runs the command line on the service's machine: an admin of
-        ``tenant`` (RAGLINE_TENANT), with no key."""
-        return cls(tenant=tenant, role="admin", key_id=None)
+        """Whoever runs the command line on the service's machine: the operator, acting
+        in ``tenant`` (RAGLINE_TENANT), with no key."""
+        return cls(tenant=tenant, role="operator", key_id=None)
+
+    @property
+    def actor(self) -> str:
+        """Who this is in the audit log: ``key:<id>``, or ``cli`` / ``anonymous``
+        for the command line and a service that requires no key."""
+        if self.key_id is not None:
+            return f"key:{self.key_id}"
+        return "cli" if self.role == "operator" else "anonymous"
 
     def can(self, role: Role) -> bool:
         return ROLES.index(self.role) >= ROLES.index(role)

@@ -65,6 +65,11 @@ class Settings(BaseSettings):
         default_factory=lambda: Path(platformdirs.user_data_dir("ragline")),
         description="Data directory: the embedded database and caches live here.",
     )
+    database_owner_url: str | None = Field(
+        default=None,
+        description="PostgreSQL URL of the role that owns ragline's tables, used only to "
+        "migrate the schema. Unset: RAGLINE_DATABASE_URL migrates too.",
+    )
     database_url: str | None = Field(
         default=None,
         description="PostgreSQL (>= 15, with the vector extension) URL. "
@@ -225,6 +230,26 @@ class Settings(BaseSettings):
         description="Endpoint of an S3-compatible store (MinIO, Ceph...); unset: AWS. "
         "Credentials come from the usual AWS_* variables or instance profile.",
     )
+    max_request_bytes: int = Field(
+        default=2 * 1024 * 1024,
+        ge=1024,
+        description="Request bodies (other than uploads) larger than this get 413, read no "
+        "further than the limit, before the API key is checked.",
+    )
+    auth_failures_per_minute: float = Field(
+        default=30,
+        gt=0,
+        description="Requests with a missing or invalid API key one client address may make "
+        "per minute, sustained; more get 429.",
+    )
+    auth_failures_burst: int = Field(
+        default=10, ge=1, description="Such requests one client address may make at once."
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="When set, /metrics answers only requests with 'Authorization: Bearer "
+        "<token>'.",
+    )
     rate_limit_per_minute: float = Field(
         default=600, gt=0, description="Requests an API key may make per minute, sustained."
     )
@@ -281,6 +306,12 @@ class Settings(BaseSettings):
         description="A generated sentence keeps its citation of a passage only when their "
         "cosine similarity reaches this.",
     )
+    pii_redaction: bool = Field(
+        default=False,
+        description="Replace e-mail addresses, phone numbers, payment cards, IBANs, national "
+        "ids and secrets with placeholders in what is sent to a remote model, and restore "
+        "them in its answer (a tenant's policy can turn this on or off for that tenant).",
+    )
     extractive_sentences: int = Field(
         default=3, ge=1, le=10, description="Sentences an extractive answer quotes."
     )
@@ -304,7 +335,14 @@ class Settings(BaseSettings):
     job_time_limit: int = Field(
         default=3600,
         ge=10,
-        description="Seconds after which a Celery worker stops a job and fails it.",
+        description="Seconds after which a job is stopped and failed (in-process or on a "
+        "Celery worker).",
+    )
+    parse_time_limit: float = Field(
+        default=120.0,
+        gt=0,
+        description="Seconds one document may take to parse; past it the document fails "
+        "with that reason and the run goes on.",
     )
     job_lease_seconds: int = Field(
         default=60,

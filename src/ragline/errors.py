@@ -61,6 +61,11 @@ class Forbidden(InvalidRequest):
     """The caller's role does not allow what it asked."""
 
 
+class OutsideAllowance(Forbidden):
+    """A source or tool would reach what the operator has not allowed its tenant (a
+    host, a database, a folder, an environment variable)."""
+
+
 class NotFound(InvalidRequest):
     """The thing asked for does not exist for this tenant."""
 
@@ -145,6 +150,18 @@ class LLMRequestError(LLMError):
 
 
 # Jobs
+
+
+class Stopped(RaglineError):
+    """The work was stopped on purpose before its end; retrying will not change that."""
+
+
+class Cancelled(Stopped):
+    """The work was cancelled (by its caller, or because its document was deleted)."""
+
+
+class TimeLimitExceeded(Stopped):
+    """The work ran past its time limit and was stopped."""
 
 
 class JobFailed(RaglineError):

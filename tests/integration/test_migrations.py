@@ -67,6 +67,7 @@ def test_upgrade_from_0003_keeps_the_index_and_adds_row_level_security(
         assert list(secured) == [
             "answer_cache",
             "answers",
+            "audit_log",
             "bm25_stats",
             "chunks",
             "conversations",
@@ -76,5 +77,6 @@ def test_upgrade_from_0003_keeps_the_index_and_adds_row_level_security(
             "postings",
             "sources",
             "sync_runs",
+            "tenant_policies",
             "uploads",
         ]

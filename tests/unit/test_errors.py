@@ -60,6 +60,7 @@ def test_every_error_says_which_family_it_belongs_to() -> None:
         errors.IngestError,
         errors.Unavailable,
         errors.JobFailed,
+        errors.Stopped,
         errors.EmbeddingError,
         errors.LLMError,
     )

@@ -22,7 +22,7 @@ from ragline.api.deps import Services
 from ragline.api.errors import install as install_error_handlers
 from ragline.api.metrics import DatabaseCollector
 from ragline.api.middleware import ObserveMiddleware
-from ragline.api.routes import ask, documents, health, jobs, search, sources
+from ragline.api.routes import ask, documents, health, jobs, operator, search, sources
 from ragline.config import Settings
 from ragline.db.engine import get_engine
 from ragline.embedding.batching import BatchingEmbedder, LazyEmbedder
@@ -107,6 +107,7 @@ def create_app(settings: Settings) -> FastAPI:
         search.router,
         ask.router,
         health.router,
+        operator.router,
     ):
         app.include_router(router)
 

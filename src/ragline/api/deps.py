@@ -1,4 +1,5 @@
-"""Dependencies of the routes, as types: ``ServicesDep``, ``ReaderDep``, ``AdminDep``.
+"""Dependencies of the routes, as types: ``ServicesDep``, ``ReaderDep``, ``AdminDep``,
+``OperatorDep``.
 
 A route that takes ``ReaderDep`` gets the caller's ``Principal`` after the key was
 checked (401), the role required (403) and the rate limit applied (429). Finer role
@@ -87,3 +88,4 @@ def _require(role: Role) -> Callable[..., Awaitable[Principal]]:
 
 ReaderDep = Annotated[Principal, Depends(_require("reader"))]
 AdminDep = Annotated[Principal, Depends(_require("admin"))]
+OperatorDep = Annotated[Principal, Depends(_require("operator"))]

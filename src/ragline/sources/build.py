@@ -1,4 +1,5 @@
-"""Building a configured source's connector from its record.
+"""Building a configured source's connector from its record, within what the operator
+allows its tenant to reach.
 
 kind, config, context = build_context(record, settings, engine)
 kind, config, source = build_source(record, settings, engine)
@@ -15,6 +16,7 @@ from ragline.ingest.connectors.base import Source
 from ragline.ingest.connectors.kinds import Kind, Profiles, SourceContext
 from ragline.sources.registry import get_kind
 from ragline.sources.store import SourceRecord
+from ragline.tenants import get_policy
 
 
 def build_context(
@@ -23,6 +25,8 @@ def build_context(
     """The kind, validated configuration and build context of ``record``."""
     kind = get_kind(record.kind)
     config = kind.validate(record.config)
+    with engine.connect() as conn:
+        allowance = get_policy(conn, record.tenant).allowance
     context = SourceContext(
         name=record.ledger_name,
         source_id=record.id,
@@ -31,6 +35,7 @@ def build_context(
         settings=settings,
         engine=engine,
         profiles=Profiles.parse(record.profiles),
+        allowance=allowance,
     )
     return kind, config, context
 

@@ -28,6 +28,7 @@ from ragline.config import Settings
 from ragline.errors import ConfigurationError, problems
 from ragline.ingest.chunking import ChunkProfile
 from ragline.ingest.connectors.base import Changes, Source
+from ragline.reach import Allowance
 from ragline.secrets import check_no_secrets
 
 C = TypeVar("C", bound=BaseModel)
@@ -100,6 +101,8 @@ class SourceContext:
     settings: Settings
     engine: Engine
     profiles: Profiles
+    # Where the source may reach, as the operator allowed its tenant.
+    allowance: Allowance = field(default_factory=Allowance)
 
 
 @dataclass(frozen=True, slots=True)
