@@ -12,8 +12,28 @@ from ragline.handlers import JOB_KINDS
 from ragline.jobs.dispatch import PollingDispatcher
 from ragline.jobs.executor import JobExecutor
 from ragline.jobs.store import Job, get_job
+from ragline.reach import Allowance
 from ragline.sources.service import enqueue_sync
 from ragline.sources.store import SourceRecord, SourceSpec, create_source, get_source
+from ragline.tenants import TenantPolicy, set_policy
+
+# What the tests' local servers need: hosts on this machine (the Confluence, S3 and
+# database servers, the brokers), by name and by address.
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def local_allowance(**fields: Any) -> Allowance:
+    """An allowance reaching this machine's servers, plus ``fields``."""
+    return Allowance(hosts=LOCAL_HOSTS, **fields)
+
+
+def allow(engine: Engine, tenant: str = "default", **fields: Any) -> Allowance:
+    """Set ``tenant``'s allowance as the operator would: this machine's servers, plus
+    ``fields`` (env=(...), folders=(...), ambient_credentials=True...)."""
+    allowance = local_allowance(**fields)
+    with engine.begin() as conn:
+        set_policy(conn, tenant, TenantPolicy(allowance=allowance), actor="cli")
+    return allowance
 
 
 def add_source(engine: Engine, tenant: str = "default", **spec: Any) -> SourceRecord:

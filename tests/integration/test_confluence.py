@@ -29,9 +29,9 @@ from ragline.sources.service import enqueue_sync
 from ragline.sources.store import SourceRecord, get_source, list_sources
 from tests.integration.confluence_server import Page, Wiki, confluence_server
 from tests.integration.service import free_port
-from tests.integration.sources_util import add_source, reload, run_job
+from tests.integration.sources_util import add_source, allow, local_allowance, reload, run_job
 
-TOKEN_ENV = "RAGLINE_TEST_CONFLUENCE_TOKEN"
+TOKEN_ENV = "TEST_CONFLUENCE_TOKEN"
 TOKEN = "pat-" + uuid.uuid4().hex
 PUBLIC = "https://wiki.example.com"
 COLLECTION = "wiki"
@@ -107,6 +107,12 @@ CAFETERIA = (
 )
 
 
+@pytest.fixture(autouse=True)
+def _allowed(engine: Engine, settings: Settings) -> None:
+    """The operator lets the tests' tenant reach the local wiki with its token."""
+    allow(engine, settings.tenant, env=(TOKEN_ENV,))
+
+
 @pytest.fixture
 def token(monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv(TOKEN_ENV, TOKEN)
@@ -158,6 +164,7 @@ def build(settings: Settings, engine: Engine, values: dict[str, Any]) -> Conflue
         settings=settings,
         engine=engine,
         profiles=Profiles(),
+        allowance=local_allowance(env=(TOKEN_ENV,)),
     )
     source = kind.build(kind.validate(values), context)
     assert isinstance(source, ConfluenceSource)

@@ -25,6 +25,7 @@ from ragline.testing.connector import COLLECTION, ConnectorContract, ConnectorHa
 from tests import services
 from tests.integration.confluence_server import Wiki, confluence_server
 from tests.integration.s3_server import moto_server, s3_client
+from tests.integration.sources_util import local_allowance
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -159,6 +160,7 @@ class TestSqlTableSource(ConnectorContract):
             settings=settings,
             engine=engine,
             profiles=Profiles(),
+            allowance=local_allowance(),
         )
         yield SqlHarness(db, table, context)
         with db.begin() as conn:
@@ -181,7 +183,7 @@ class ConfluenceHarness:
 
     def source(self) -> ConfluenceSource:
         config = ConfluenceConfig(
-            base_url=self.site, space="ENG", token_env="RAGLINE_TEST_CONFLUENCE_TOKEN"
+            base_url=self.site, space="ENG", token_env="TEST_CONFLUENCE_TOKEN"
         )
         source = ConfluenceSource(config, token=self.token)
         self.opened.append(source)

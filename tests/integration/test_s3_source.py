@@ -38,16 +38,16 @@ from ragline.sources.service import enqueue_sync
 from ragline.sources.store import SourceRecord
 from tests.integration.s3_server import REGION, moto_server, s3_client
 from tests.integration.service import client_for, serve_in_thread
-from tests.integration.sources_util import add_source, run_job, sync_now
+from tests.integration.sources_util import add_source, allow, run_job, sync_now
 from tests.integration.test_api import make_pdf
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 AMQP_URL = ""  # this module's RabbitMQ virtual host (tests/services.py), set by ``queue``
-KEY_ID_ENV = "RAGLINE_TEST_S3_KEY_ID"
-SECRET_ENV = "RAGLINE_TEST_S3_SECRET"
-EVENTS_URL_ENV = "RAGLINE_TEST_S3_EVENTS_URL"
+KEY_ID_ENV = "TEST_S3_KEY_ID"
+SECRET_ENV = "TEST_S3_SECRET"
+EVENTS_URL_ENV = "TEST_S3_EVENTS_URL"
 
 OBJECTS = {
     "docs/guides/pumps.md": b"# Pump care\n\nGrease the impeller bearings every 500 hours.\n",
@@ -65,6 +65,13 @@ PDF_TEXT = (
     "approach temperature rises above four kelvin."
 )
 PDF_QUERY = "descale the titanium plates of the heat exchanger"
+
+
+@pytest.fixture(autouse=True)
+def _allowed(engine: Engine) -> None:
+    """The operator lets the tests' tenant reach the local S3 server and broker with the
+    credentials these variables hold."""
+    allow(engine, env=(KEY_ID_ENV, SECRET_ENV, EVENTS_URL_ENV))
 
 
 @pytest.fixture(scope="module")
@@ -633,6 +640,7 @@ def test_listing_pages_and_the_size_limit(s3: S3Client, bucket: str, s3_endpoint
 def test_the_webhook_takes_notifications_over_http_and_the_object_is_searchable(
     settings: Settings, clean_db: Engine, s3: S3Client, bucket: str, s3_endpoint: str
 ) -> None:
+    allow(clean_db, "acme", env=(KEY_ID_ENV, SECRET_ENV))
     fast = settings.model_copy(update={"rate_limit_burst": 10_000})
     with serve_in_thread(fast) as url:
         admin = client_for(url, clean_db, "acme", "admin")

@@ -18,10 +18,19 @@ from ragline.jobs.dispatch import PollingDispatcher
 from ragline.sources.schedule import enqueue_due
 from ragline.sources.store import SourceRecord
 from tests import services
-from tests.integration.sources_util import add_source, reload, run_job, sync_now
+from tests.integration.sources_util import add_source, allow, reload, run_job, sync_now
 
 # Each server by its fixture (tests/services.py).
 DATABASES = {"postgresql": "postgres_url", "mariadb": "mariadb_url"}
+UNSET_ENV = "TEST_UNSET_NEWS_DB_URL"
+
+
+@pytest.fixture(autouse=True)
+def _allowed(engine: Engine) -> None:
+    """The operator lets the tests' tenant reach the database servers of this machine."""
+    allow(engine, env=(UNSET_ENV,))
+
+
 T0 = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC)
 
 BODIES = {
@@ -296,7 +305,7 @@ def test_a_password_in_the_configuration_is_refused_and_a_missing_variable_fails
         name="from-env",
         kind="sql",
         collection="news",
-        config={"url_env": "RAGLINE_TEST_UNSET_NEWS_DB_URL", **base},
+        config={"url_env": "TEST_UNSET_NEWS_DB_URL", **base},
     )
     from ragline.sources.service import enqueue_sync
 
@@ -304,4 +313,4 @@ def test_a_password_in_the_configuration_is_refused_and_a_missing_variable_fails
     done = run_job(settings, job)
     assert done.status == "failed"
     assert done.error is not None
-    assert "RAGLINE_TEST_UNSET_NEWS_DB_URL is not set" in done.error
+    assert "TEST_UNSET_NEWS_DB_URL is not set" in done.error

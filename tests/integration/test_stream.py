@@ -36,11 +36,13 @@ from ragline.sources.build import build_context
 from ragline.sources.consumers.stream import consume as consume_stream
 from ragline.sources.registry import ConsumeOptions, get_consumer
 from ragline.sources.store import SourceRecord, SourceSpec, create_source
+from tests.integration.sources_util import allow, local_allowance
 from tests.integration.webhook_receiver import Receiver, webhook_receiver
 
 # This module's RabbitMQ virtual host and Redis database (tests/services.py), set by
 # ``_services`` before its first test.
 AMQP_URL = REDIS_URL = ""
+CDC_URL_ENV = "TEST_CDC_URL"
 ROOT = Path(__file__).resolve().parents[2]
 COLLECTION = "cdc"
 BASE_MS = 1_717_200_000_000
@@ -312,6 +314,12 @@ def consume(record: SourceRecord, context: SourceContext, **options: Any) -> Non
     consume_stream(KIND.validate(record.config), context, ConsumeOptions(**options))
 
 
+@pytest.fixture(autouse=True)
+def _allowed(engine: Engine) -> None:
+    """The operator lets the tests' tenant reach the local brokers."""
+    allow(engine, env=(CDC_URL_ENV,))
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _services(amqp_url: str, redis_url: str) -> None:
     global AMQP_URL, REDIS_URL
@@ -383,7 +391,7 @@ def wait_until(check: Any, what: str, timeout: float = 30) -> None:
 def rabbit_config(queue: str, **extra: Any) -> dict[str, Any]:
     return {
         "transport": "rabbitmq",
-        "url_env": "RAGLINE_TEST_CDC_URL",
+        "url_env": CDC_URL_ENV,
         "queue": queue,
         "categories": CATEGORIES,
         "batch_wait_seconds": 0.2,
@@ -447,7 +455,7 @@ def test_rabbitmq_events_end_in_the_final_state(
     # Indexing in the order of arrival would leave some documents at an older version.
     assert corpus.late > 100
     assert corpus.late_last > 0
-    monkeypatch.setenv("RAGLINE_TEST_CDC_URL", AMQP_URL)
+    monkeypatch.setenv(CDC_URL_ENV, AMQP_URL)
     record = add_source(clean_db, "blog-cdc", rabbit_config(amqp_queue, report_every_seconds=3))
     publish(amqp_queue, corpus.messages)
 
@@ -781,6 +789,7 @@ def source(settings: Settings, engine: Engine) -> StreamSource:
         settings=settings,
         engine=engine,
         profiles=Profiles.parse({"posts": {"max_tokens": 50}}),
+        allowance=local_allowance(),
     )
     return StreamSource(config, context)
 
@@ -849,7 +858,7 @@ def test_the_backlog_counts_the_events_waiting_for_the_consumers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     assert KIND.backlog is not None
-    monkeypatch.setenv("RAGLINE_TEST_CDC_URL", AMQP_URL)
+    monkeypatch.setenv(CDC_URL_ENV, AMQP_URL)
     rabbit = add_source(clean_db, "rabbit-backlog", rabbit_config(amqp_queue))
     messages = make_corpus(3, docs=2, versions=2, duplicates=0, malformed=0).messages
     publish(amqp_queue, messages)

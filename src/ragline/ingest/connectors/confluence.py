@@ -55,8 +55,8 @@ from ragline.ingest.connectors.base import Changes, SourceItem
 from ragline.ingest.connectors.confluence_pages import page_document
 from ragline.ingest.connectors.kinds import Kind, SourceContext
 from ragline.logs import get_logger
+from ragline.netguard import NetGuard
 from ragline.retry import Backoff, send_with_retries
-from ragline.secrets import secret
 
 log = get_logger(__name__)
 
@@ -138,6 +138,7 @@ class ConfluenceSource:
         token: str,
         name: str | None = None,
         profile: ChunkProfile | None = None,
+        guard: NetGuard | None = None,
     ) -> None:
         self.config = config
         self.name = name or f"confluence:{config.base_url}/{config.space}"
@@ -146,8 +147,17 @@ class ConfluenceSource:
         headers = {"Accept": "application/json"}
         if auth is None:
             headers["Authorization"] = f"Bearer {token}"
+        # Every request, redirects included, and every connection checked by the guard.
+        transport = guard.transport() if guard is not None else None
         self._client = httpx.Client(
-            base_url=config.base_url, auth=auth, headers=headers, timeout=config.timeout
+            base_url=config.base_url,
+            auth=auth,
+            headers=headers,
+            timeout=config.timeout,
+            transport=transport,
+            trust_env=guard is None,
+            follow_redirects=guard is not None,
+            max_redirects=5,
         )
         self._newest: dt.datetime | None = None
 
@@ -385,14 +395,21 @@ def _message(response: httpx.Response) -> str:
 
 
 def _build(config: ConfluenceConfig, context: SourceContext) -> ConfluenceSource:
-    token = secret(config.token_env, f"confluence source {context.name}")
+    what = f"confluence source {context.name}"
+    token = context.allowance.secret(config.token_env, what, context.settings)
+    guard = NetGuard(context.allowance, what)
+    guard.check_url(config.base_url)
     if not token:
         raise ConfigurationError(
             f"confluence source {context.name}: the environment variable {config.token_env} "
             "is empty; set it to the access token"
         )
     return ConfluenceSource(
-        config, token=token, name=context.name, profile=context.profiles.for_category("page")
+        config,
+        token=token,
+        name=context.name,
+        profile=context.profiles.for_category("page"),
+        guard=guard,
     )
 
 

@@ -7,6 +7,13 @@
 Include and exclude patterns are shell globs matched against the path relative to
 the root (``*`` crosses folders: ``*.md`` matches ``a/b.md``). By default every file
 of a supported type is included; hidden files and folders are skipped.
+
+Built from a tenant's configuration, a source reads only inside the folders the
+operator allowed the tenant (``Allowance.folders``): the configured path is checked
+when the source is built, and every file it lists or reads, resolved with its symbolic
+links followed, is checked again, so a link inside cannot lead outside::
+
+    source = FileSource(root, folders=(Path("/srv/shared/acme"),))
 """
 
 from __future__ import annotations
@@ -23,6 +30,9 @@ from ragline.errors import IngestError, SourceUnavailable
 from ragline.ingest.connectors.base import SourceItem
 from ragline.ingest.connectors.kinds import Kind, SourceContext
 from ragline.ingest.parsers import SUPPORTED_SUFFIXES
+from ragline.logs import get_logger
+
+log = get_logger(__name__)
 
 
 class FileSource:
@@ -32,13 +42,18 @@ class FileSource:
         *,
         include: Sequence[str] = (),
         exclude: Sequence[str] = (),
+        folders: Sequence[Path] | None = None,
     ) -> None:
         self.path = path.expanduser().absolute()
         self.include = tuple(include)
         self.exclude = tuple(exclude)
         self.name = f"files:{self.path}"
+        # None: anywhere (the operator's own command line); else only inside these.
+        self.folders = None if folders is None else tuple(f.resolve() for f in folders)
 
     def list(self) -> Iterator[SourceItem]:
+        if self.folders is not None and not self._inside(self.path, strict=False):
+            raise SourceUnavailable(f"{self.path} is no longer inside the folders allowed")
         if not self.path.exists():
             raise SourceUnavailable(f"{self.path} does not exist")
         if self.path.is_file():
@@ -48,7 +63,8 @@ class FileSource:
             raise SourceUnavailable(f"{self.path} is neither a file nor a folder")
 
         def fail(error: OSError) -> None:
-            raise SourceUnavailable(f"cannot list {error.filename}: {error.strerror}") from error
+            where = self._relative(Path(str(error.filename or self.path)))
+            raise SourceUnavailable(f"cannot list {where}: {error.strerror}") from error
 
         for folder, dirs, files in os.walk(self.path, onerror=fail):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -57,15 +73,40 @@ class FileSource:
                     continue
                 path = Path(folder, filename)
                 relative = path.relative_to(self.path).as_posix()
-                if self._wanted(relative):
-                    yield self._item(path, relative)
+                if not self._wanted(relative):
+                    continue
+                if not self._inside(path):
+                    log.warning("file_outside_allowed_folders", source=self.name, item=relative)
+                    continue
+                yield self._item(path, relative)
 
     def read(self, item: SourceItem) -> bytes:
+        path = self.path / item.doc_id if self.path.is_dir() else self.path
+        if not self._inside(path):
+            raise IngestError(
+                f"{item.doc_id} leads outside the folders this source may read; not read"
+            )
         try:
-            path = self.path / item.doc_id if self.path.is_dir() else self.path
             return path.read_bytes()
         except OSError as e:
-            raise IngestError(f"cannot read {item.uri}: {e.strerror or e}") from e
+            raise IngestError(f"cannot read {item.doc_id}: {e.strerror or e}") from e
+
+    def _inside(self, path: Path, *, strict: bool = True) -> bool:
+        """Whether ``path``, its links followed, lies inside the allowed folders."""
+        if self.folders is None:
+            return True
+        try:
+            resolved = path.resolve(strict=strict)
+        except (OSError, RuntimeError):
+            return False
+        return any(resolved.is_relative_to(folder) for folder in self.folders)
+
+    def _relative(self, path: Path) -> str:
+        """``path`` as shown in an error: relative to the source's root when it can be."""
+        try:
+            return path.relative_to(self.path).as_posix() or "."
+        except ValueError:
+            return path.name
 
     def _wanted(self, relative: str) -> bool:
         if any(fnmatchcase(relative, pattern) for pattern in self.exclude):
@@ -79,7 +120,7 @@ class FileSource:
         try:
             stat = path.stat()
         except OSError as e:
-            raise SourceUnavailable(f"cannot stat {path}: {e.strerror}") from e
+            raise SourceUnavailable(f"cannot stat {relative}: {e.strerror}") from e
         return SourceItem(
             doc_id=relative,
             name=path.name,
@@ -101,7 +142,14 @@ class FilesConfig(BaseModel):
 
 
 def _build(config: FilesConfig, context: SourceContext) -> FileSource:
-    source = FileSource(Path(config.path), include=config.include, exclude=config.exclude)
+    allowance = context.allowance
+    allowance.folder(config.path, f"files source {context.name}")
+    source = FileSource(
+        Path(config.path),
+        include=config.include,
+        exclude=config.exclude,
+        folders=[Path(folder) for folder in allowance.folders],
+    )
     source.name = context.name
     return source
 

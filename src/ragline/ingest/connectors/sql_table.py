@@ -41,7 +41,7 @@ from sqlalchemy.pool import NullPool
 from ragline.errors import ConfigurationError, IngestError, SourceUnavailable
 from ragline.ingest.connectors.base import Changes, SourceItem
 from ragline.ingest.connectors.kinds import Kind, SourceContext
-from ragline.secrets import secret
+from ragline.netguard import NetGuard, scrub
 
 _MATCH = "ragline_match"
 _TITLE_SEPARATOR = " — "
@@ -89,6 +89,8 @@ class SqlTableSource:
         self.context = context
         self.name = context.name
         self._engine: sa.Engine | None = None
+        self._addresses: tuple[str, ...] = ()
+        self._host = ""
         self._rows: dict[str, sa.RowMapping] = {}
         self._ids: dict[str, Any] = {}
         self._watermark: dt.datetime | None = None
@@ -141,11 +143,21 @@ class SqlTableSource:
 
     @property
     def engine(self) -> sa.Engine:
+        """The source database's engine, connecting only where the tenant's allowance
+        lets it: checked (and its address pinned) when the engine is first made."""
         if self._engine is None:
-            url = self.config.url or secret(self.config.url_env, f"source {self.name}")
+            context = self.context
+            what = f"sql source {self.name}"
+            url = self.config.url or context.allowance.secret(
+                self.config.url_env, what, context.settings
+            )
             assert url is not None
+            target = NetGuard(context.allowance, what).database(url, context.settings)
+            self._addresses, self._host = target.addresses, make_url(url).host or ""
             try:
-                self._engine = sa.create_engine(url, poolclass=NullPool)
+                self._engine = sa.create_engine(
+                    target.url, poolclass=NullPool, connect_args=target.connect_args
+                )
             except (sa.exc.ArgumentError, ImportError) as e:
                 raise ConfigurationError(
                     f"source {self.name}: cannot use the database URL "
@@ -195,8 +207,9 @@ class SqlTableSource:
                     self._advance(row[self.config.updated_column])
                     yield row
         except sa.exc.SQLAlchemyError as e:
+            reason = scrub(_first_line(e), self._addresses, self._host)
             raise SourceUnavailable(
-                f"source {self.name}: the query failed: {_first_line(e)}; check the URL, "
+                f"source {self.name}: the query failed: {reason}; check the URL, "
                 "the table and column names and the row filter"
             ) from e
 

@@ -27,7 +27,7 @@ from ragline.errors import ConfigurationError, SourceUnavailable, problems
 from ragline.ingest.connectors.base import Changes, Source
 from ragline.ingest.connectors.kinds import SourceContext
 from ragline.ingest.connectors.s3.source import S3Config, S3Source
-from ragline.secrets import secret
+from ragline.netguard import NetGuard
 
 # Event notifications, in the shape S3 (and MinIO, Ceph) publish them.
 
@@ -204,9 +204,12 @@ def events_url(config: S3Config, context: SourceContext) -> str:
             f"{context.name} has no events_queue to consume; set events_queue and "
             "events_url_env in its configuration"
         )
-    url = secret(config.events_url_env, f"{context.name} events_url_env") or config.events_url
+    what = f"s3 source {context.name}"
+    allowance = context.allowance
+    url = allowance.secret(config.events_url_env, what, context.settings) or config.events_url
     if not url:
         raise ConfigurationError(f"{context.name}: set events_url_env to the broker's URL")
+    NetGuard(allowance, what).check_broker(url)
     return url
 
 

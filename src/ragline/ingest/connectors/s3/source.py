@@ -14,8 +14,12 @@ index fresh between listings: see ``events``.
 Include and exclude patterns are shell globs on the key relative to the prefix (``*``
 crosses ``/``); by default every object of a supported file type is included.
 Credentials come from the variables ``access_key_id_env`` and ``secret_access_key_env``
-name, else from boto3's usual chain (AWS_* variables, profiles, instance roles). Needs
-the ``s3`` extra: ``pip install 'ragline[s3]'``.
+name (variables the operator allowed the tenant); without them, requests are unsigned
+(a public bucket) unless the operator allowed the tenant the service's own credentials
+(``ambient_credentials``: boto3's usual chain of AWS_* variables, profiles, instance
+roles). The bucket must be one the tenant may read, and ``endpoint_url``'s host one it
+may reach (checked when the source is built). Needs the ``s3`` extra:
+``pip install 'ragline[s3]'``.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
 import boto3
+from botocore import UNSIGNED
 from botocore import exceptions as boto
 from botocore.config import Config
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -38,7 +43,7 @@ from ragline.ingest.connectors.base import SourceItem
 from ragline.ingest.connectors.kinds import SourceContext
 from ragline.ingest.parsers import SUPPORTED_SUFFIXES
 from ragline.logs import get_logger
-from ragline.secrets import secret
+from ragline.netguard import NetGuard
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -218,24 +223,43 @@ def _code(error: boto.ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
-def _client(config: S3Config) -> S3Client:
+# The endpoint a bucket is reached at when the configuration names none.
+_AWS_ENDPOINT = "https://s3.amazonaws.com"
+
+
+def _client(config: S3Config, context: SourceContext) -> S3Client:
+    """A client of the bucket's endpoint, within the tenant's allowance."""
+    what = f"s3 source {context.name}"
+    allowance = context.allowance
+    allowance.check_bucket(config.bucket, what)
+    key_id = allowance.secret(config.access_key_id_env, what, context.settings)
+    secret_key = allowance.secret(config.secret_access_key_env, what, context.settings)
+    guard = NetGuard(allowance, what)
+    if config.endpoint_url:
+        guard.check_url(config.endpoint_url)
+    elif not (allowance.public_hosts or allowance.host_allowed("s3.amazonaws.com", 443)):
+        raise guard.refusal(_AWS_ENDPOINT)
+    signature: dict[str, object] = {}
+    if key_id is None and not allowance.ambient_credentials:
+        signature["signature_version"] = UNSIGNED
     return boto3.client(
         "s3",
         endpoint_url=config.endpoint_url,
         region_name=config.region,
-        aws_access_key_id=secret(config.access_key_id_env, "the S3 source's access key id"),
-        aws_secret_access_key=secret(
-            config.secret_access_key_env, "the S3 source's secret access key"
-        ),
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret_key,
         config=Config(
-            connect_timeout=5, read_timeout=60, retries={"mode": "standard", "max_attempts": 3}
+            connect_timeout=5,
+            read_timeout=60,
+            retries={"mode": "standard", "max_attempts": 3},
+            **signature,  # type: ignore[arg-type]
         ),
     )
 
 
 def build(config: S3Config, context: SourceContext) -> S3Source:
     source = S3Source(
-        _client(config),
+        _client(config, context),
         config.bucket,
         keys=config.key_filter(),
         max_bytes=context.settings.max_file_bytes,

@@ -38,7 +38,7 @@ from kombu.messaging import Producer
 from ragline.errors import ConfigurationError, SourceUnavailable
 from ragline.ingest.connectors.kinds import SourceContext
 from ragline.ingest.connectors.stream.source import StreamConfig
-from ragline.secrets import secret
+from ragline.netguard import NetGuard
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +70,19 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
+def broker_url(config: StreamConfig, context: SourceContext) -> str:
+    """The broker's URL, if the tenant's allowance lets the source read its variable and
+    reach its host (checked now, when the consumer connects)."""
+    what = f"stream source {context.name}"
+    url = config.url or context.allowance.secret(config.url_env, what, context.settings)
+    assert url is not None
+    NetGuard(context.allowance, what).check_broker(url)
+    return url
+
+
 def open_transport(config: StreamConfig, context: SourceContext, number: int) -> Transport:
     """A connected transport for consumer ``number`` of this process."""
-    url = config.url or secret(config.url_env, f"stream source {context.name}")
-    assert url is not None
+    url = broker_url(config, context)
     if config.transport == "rabbitmq":
         if not url.startswith(("amqp://", "amqps://", "pyamqp://")):
             raise ConfigurationError(f"{context.name}: a rabbitmq url starts with amqp://")
@@ -94,8 +103,7 @@ def open_transport(config: StreamConfig, context: SourceContext, number: int) ->
 def backlog(config: StreamConfig, context: SourceContext) -> int:
     """Events waiting for the consumers: messages ready or unacknowledged in the queue
     (RabbitMQ), or entries not yet delivered to the group plus those pending (Redis)."""
-    url = config.url or secret(config.url_env, f"stream source {context.name}")
-    assert url is not None
+    url = broker_url(config, context)
     try:
         if config.transport == "rabbitmq":
             with Connection(url, connect_timeout=5) as connection:
