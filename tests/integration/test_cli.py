@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import uuid
 from pathlib import Path
 
 import httpx
@@ -114,6 +115,37 @@ def test_errors_say_what_to_do(clean_db: Engine, tmp_path: Path) -> None:
 
 def test_db_upgrade_reports_the_revision(engine: Engine) -> None:
     assert f"schema at revision {head_revision()} (PostgreSQL 16" in run("db", "upgrade")
+
+
+def test_keys_are_created_listed_and_revoked(engine: Engine) -> None:
+    tenant, other = f"keys-{uuid.uuid4().hex[:8]}", f"other-{uuid.uuid4().hex[:8]}"
+    made = json.loads(run("keys", "create", "--tenant", tenant, "--role", "admin", "--json"))
+    run("keys", "create", "--tenant", other, "--name", "ci")
+    operator = json.loads(run("keys", "create", "--tenant", tenant, "--role", "operator", "--json"))
+    assert operator["role"] == "operator"
+
+    listed = json.loads(run("keys", "list", "--json"))
+    assert {made["id"], operator["id"]} <= {key["id"] for key in listed}
+    assert other in {key["tenant"] for key in listed}
+    mine = json.loads(run("keys", "list", "--tenant", tenant, "--json"))
+    assert [(key["id"], key["role"], key["revoked"]) for key in mine] == [
+        (made["id"], "admin", False),
+        (operator["id"], "operator", False),
+    ]
+    assert all(made["key"] not in json.dumps(key) for key in listed)
+    table = run("keys", "list", "--tenant", tenant)
+    assert "admin" in table
+    assert made["key"] not in table
+
+    run("keys", "revoke", str(made["id"]))
+    assert json.loads(run("keys", "list", "--tenant", tenant, "--json"))[0]["revoked"] is True
+    missing = runner.invoke(app, ["keys", "revoke", "999999999"])
+    assert missing.exit_code == 66
+    assert "ragline keys list" in missing.output
+    assert (
+        "--role must be one of"
+        in runner.invoke(app, ["keys", "create", "--tenant", tenant, "--role", "root"]).output
+    )
 
 
 def test_another_embedding_model_is_refused(engine: Engine) -> None:

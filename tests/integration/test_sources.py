@@ -28,7 +28,7 @@ from tests.integration.service import (
     serve_in_thread,
     wait_for,
 )
-from tests.integration.sources_util import add_source, reload, run_job
+from tests.integration.sources_util import add_source, allow, reload, run_job
 from tests.integration.webhook_receiver import webhook_receiver
 
 runner = CliRunner()
@@ -41,9 +41,11 @@ NOTES = {
 
 
 @pytest.fixture
-def folder(tmp_path: Path) -> Path:
+def folder(tmp_path: Path, engine: Engine) -> Path:
+    """Notes in a folder the operator lets the default tenant's files sources read."""
     for name, text in NOTES.items():
         (tmp_path / name).write_text(text)
+    allow(engine, folders=(str(tmp_path),))
     return tmp_path
 
 
@@ -223,6 +225,8 @@ def cli(*args: str, ok: bool = True) -> str:
 
 
 def test_sources_and_runs_from_the_command_line(clean_db: Engine, folder: Path) -> None:
+    allowed = json.loads(cli("tenant", "allow", "default", "--folder", str(folder), "--json"))
+    assert str(folder) in allowed["allowance"]["folders"]
     added = json.loads(
         cli(
             "sources",
@@ -313,15 +317,19 @@ def test_sources_are_managed_synced_and_reported_through_the_api(
     refused = admin.post("/v1/sources", json=leaky)
     assert refused.status_code == 422
     assert "url_env" in refused.json()["detail"]
-    bad_cron = admin.post("/v1/sources", json={**body, "schedule": "every day"})
+    # A files source reads the service's disk: the operator's to add, not the admin's.
+    assert admin.post("/v1/sources", json=body).status_code == 403
+    operator = client_for(api, clean_db, "acme", "operator")
+    cli("tenant", "allow", "acme", "--folder", str(folder))
+    bad_cron = operator.post("/v1/sources", json={**body, "schedule": "every day"})
     assert bad_cron.status_code == 422
-    nul = admin.post("/v1/sources", json={**body, "config": {"path": "/tmp/\u0000"}})
+    nul = operator.post("/v1/sources", json={**body, "config": {"path": "/tmp/\u0000"}})
     assert nul.status_code == 422
 
-    created = admin.post("/v1/sources", json=body)
+    created = operator.post("/v1/sources", json=body)
     assert created.status_code == 201, created.text
     source = created.json()
-    assert admin.post("/v1/sources", json=body).status_code == 409
+    assert operator.post("/v1/sources", json=body).status_code == 409
     assert [s["name"] for s in admin.get("/v1/sources").json()["sources"]] == ["notes"]
     # Every operation on a source's configuration is an admin's; reading runs is anyone's.
     writer = client_for(api, clean_db, "acme", "writer")
@@ -368,8 +376,9 @@ def test_sources_are_managed_synced_and_reported_through_the_api(
 def test_the_embedded_scheduler_runs_due_sources_and_sees_edits_without_a_restart(
     api: str, clean_db: Engine, folder: Path
 ) -> None:
-    admin = client_for(api, clean_db, "acme", "admin")
-    created = admin.post(
+    operator = client_for(api, clean_db, "acme", "operator")
+    cli("tenant", "allow", "acme", "--folder", str(folder))
+    created = operator.post(
         "/v1/sources",
         json={
             "name": "notes",

@@ -5,7 +5,8 @@ ragline search "how do I calibrate the oxygen sensor" --k 5
 ragline status --json
 
 The commands of configured sources are in ``sources``; those that run the service
-(serve, worker, db, keys) in ``service``; what commands share is in ``base``.
+(serve, worker, db, keys) in ``service``; the operator's (tenant, audit) in
+``tenants``; what commands share is in ``base``.
 """
 
 from __future__ import annotations
@@ -382,6 +383,6 @@ def main(argv: list[str] | None = None) -> Any:
 
 
 # Registered after the commands above, so that `ragline --help` lists those first.
-from ragline.cli import service, sources  # noqa: E402
+from ragline.cli import service, sources, tenants  # noqa: E402
 
-__all__ = ["app", "main", "service", "sources"]
+__all__ = ["app", "main", "service", "sources", "tenants"]

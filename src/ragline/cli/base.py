@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -26,6 +26,9 @@ from ragline.errors import (
 )
 from ragline.logs import configure_logging
 
+if TYPE_CHECKING:
+    from ragline.auth import Principal
+
 app = typer.Typer(
     name="ragline",
     help="Keep a knowledge base fresh in PostgreSQL + pgvector, and search it.",
@@ -43,6 +46,11 @@ sources_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(sources_app, name="sources")
+tenant_app = typer.Typer(
+    help="Each tenant's policy, which the operator sets: what its sources may reach.",
+    no_args_is_help=True,
+)
+app.add_typer(tenant_app, name="tenant")
 
 out = Console()
 err = Console(stderr=True)
@@ -54,6 +62,15 @@ def load_settings() -> Settings:
     settings = get_settings()
     configure_logging(settings)
     return settings
+
+
+def operator(settings: Settings) -> Principal:
+    """Whoever runs the command line on the service's machine is the operator, acting
+    in RAGLINE_TENANT; the audit log names them ``cli:<OS user>``. (Imported here, not
+    at the top, so that `ragline --help` stays quick.)"""
+    from ragline.auth import Principal
+
+    return Principal.operator(settings.tenant)
 
 
 # Exit statuses by kind of error, most specific first (the codes of sysexits.h), so

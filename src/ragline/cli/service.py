@@ -1,5 +1,9 @@
 """Commands that run and administer the service: ``serve``, ``worker``, ``db upgrade``
-and ``keys``."""
+and ``keys``.
+
+ragline keys create --tenant acme --role admin --name ops
+ragline keys list --tenant acme --json
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from ragline.cli.base import (
     friendly_errors,
     keys_app,
     load_settings,
+    operator,
     out,
     print_json,
 )
@@ -105,11 +110,18 @@ def worker(
 @keys_app.command("create")
 def keys_create(
     tenant: Annotated[str, typer.Option(help="Tenant the key acts for.")],
-    role: Annotated[str, typer.Option(help="admin, writer or reader.")] = "reader",
+    role: Annotated[
+        str,
+        typer.Option(
+            help="reader, writer, admin (configures the tenant's sources within its policy) "
+            "or operator (sets every tenant's policy, reads the audit log)."
+        ),
+    ] = "reader",
     name: Annotated[str, typer.Option(help="A label to recognise the key by.")] = "",
     as_json: JsonOption = False,
 ) -> None:
-    """Create an API key; it is shown once, only its hash is stored."""
+    """Create an API key; it is shown once, only its hash is stored. Operator keys are
+    created here only, never through the API."""
     from ragline.auth import ROLES, create_key
     from ragline.db.engine import get_engine
 
@@ -117,7 +129,9 @@ def keys_create(
     if role not in ROLES:
         raise typer.BadParameter(f"--role must be one of {', '.join(ROLES)}")
     with friendly_errors():
-        key = create_key(get_engine(settings), tenant=tenant, role=role, name=name)
+        key = create_key(
+            get_engine(settings), tenant=tenant, role=role, name=name, by=operator(settings)
+        )
     if as_json:
         print_json({"id": key.id, "tenant": key.tenant, "role": key.role, "key": key.secret})
         return
@@ -180,5 +194,5 @@ def keys_revoke(
 
     settings = load_settings()
     with friendly_errors():
-        revoke_key(get_engine(settings), key_id)
+        revoke_key(get_engine(settings), key_id, by=operator(settings))
     out.print(f"API key {key_id} revoked")

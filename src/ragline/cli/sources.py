@@ -21,6 +21,7 @@ from ragline.cli.base import (
     err,
     friendly_errors,
     load_settings,
+    operator,
     out,
     print_freshness,
     print_json,
@@ -31,7 +32,6 @@ from ragline.config import Settings
 from ragline.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from ragline.auth import Principal
     from ragline.sources.service import SourceService
 
 
@@ -43,13 +43,6 @@ def source_service(settings: Settings) -> SourceService:
     from ragline.sources.service import SourceService
 
     return SourceService(get_engine(settings), settings, dispatcher_for(settings))
-
-
-def operator(settings: Settings) -> Principal:
-    """Whoever runs the command line acts as an admin of RAGLINE_TENANT."""
-    from ragline.auth import Principal
-
-    return Principal.operator(settings.tenant)
 
 
 def _json_option(value: str, what: str) -> dict[str, Any]:

@@ -4,9 +4,14 @@ The rules (who may, what applies to which kind, where a source runs) live here, 
 the faces cannot disagree about them.
 
     service = SourceService(engine, settings, dispatcher)
-    record = service.add(principal, spec)             # admin of principal.tenant
+    record = service.add(principal, spec)             # admin, within the tenant's allowance
     job = service.sync(principal, "crm", full=False)  # admin
     job, events = service.notify(principal, "bucket", message)   # writer
+
+A tenant's admin adds sources of the kinds, and naming the environment variables,
+that the operator allows its tenant (``ragline.reach.Allowance``); a ``files`` source
+reads the service's own disk, so only the operator adds one. What a caller adds,
+removes or syncs is written to the audit log in the same transaction.
 
 The scheduler and the consumers act for no caller: they use ``queue_sync`` and
 ``consume_source`` on records they already hold.
@@ -19,17 +24,18 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ragline import audit
 from ragline.auth import Principal
 from ragline.config import Settings
 from ragline.db.locks import xact_lock
 from ragline.db.tenancy import tenant_scope
-from ragline.errors import Unsupported
+from ragline.errors import Forbidden, Unsupported
 from ragline.ingest.ledger import delete_documents, document_ids, source_lock_key
 from ragline.ingest.runs import get_run, list_runs
 from ragline.jobs.dispatch import Dispatcher
 from ragline.jobs.store import Job, create_job, extend_payload, find_queued
 from ragline.logs import get_logger
-from ragline.sources.build import build_context
+from ragline.sources.build import build_context, check_kind, check_variables
 from ragline.sources.jobs import SYNC_SOURCE
 from ragline.sources.registry import ConsumeOptions, get_consumer, get_kind
 from ragline.sources.store import (
@@ -40,6 +46,7 @@ from ragline.sources.store import (
     get_source,
     list_sources,
 )
+from ragline.tenants import get_policy
 
 log = get_logger(__name__)
 
@@ -154,9 +161,12 @@ def consume_source(
     consume(config, context, options)
 
 
-def remove_source(engine: Engine, record: SourceRecord, *, keep_documents: bool) -> int:
+def remove_source(
+    engine: Engine, record: SourceRecord, *, keep_documents: bool, actor: str | None = None
+) -> int:
     """Remove a source's record and, unless ``keep_documents``, everything it indexed
-    (under its sync lock, so no run of it is halfway). Returns documents removed."""
+    (under its sync lock, so no run of it is halfway). Returns documents removed. With
+    an ``actor``, the removal is written to the audit log in the same transaction."""
     removed = 0
     with engine.begin() as conn:
         xact_lock(conn, source_lock_key(record.tenant, record.collection, record.ledger_name))
@@ -167,6 +177,15 @@ def remove_source(engine: Engine, record: SourceRecord, *, keep_documents: bool)
             delete_documents(conn, ids)
             removed = len(ids)
         delete_source(conn, record.id)
+        if actor is not None:
+            audit.record(
+                conn,
+                tenant=record.tenant,
+                actor=actor,
+                action="source.remove",
+                target=record.name,
+                details={"id": str(record.id), "kind": record.kind, "documents_removed": removed},
+            )
     log.info("source_removed", source=record.name, documents=removed)
     return removed
 
@@ -181,9 +200,35 @@ class SourceService:
         self.dispatcher = dispatcher
 
     def add(self, principal: Principal, spec: SourceSpec) -> SourceRecord:
+        """Configure a source (admin; a ``files`` source, operator), refused at once when
+        its kind or the variables it names are outside the tenant's allowance."""
         principal.require("admin")
+        if spec.kind == "files" and not principal.can("operator"):
+            raise Forbidden(
+                "a files source reads the service's own disk, so only the operator adds one "
+                "(`ragline sources add` on the service's host, or an operator key); "
+                "upload documents with POST /v1/documents instead"
+            )
         with tenant_scope(self.engine, principal.tenant) as conn:
-            return create_source(conn, tenant=principal.tenant, spec=spec)
+            allowance = get_policy(conn, principal.tenant).allowance
+            check_kind(spec.kind, allowance, principal.tenant)
+            spec.validate()
+            check_variables(spec.config, allowance, principal.tenant, self.settings)
+            record = create_source(conn, tenant=principal.tenant, spec=spec)
+            audit.record(
+                conn,
+                tenant=principal.tenant,
+                actor=principal.actor,
+                action="source.add",
+                target=record.name,
+                details={
+                    "id": str(record.id),
+                    "kind": record.kind,
+                    "collection": record.collection,
+                    "config": record.config,
+                },
+            )
+            return record
 
     def listing(self, principal: Principal) -> list[SourceRecord]:
         principal.require("admin")  # configurations name hosts and variables
@@ -196,18 +241,34 @@ class SourceService:
 
     def remove(self, principal: Principal, ref: str, *, keep_documents: bool) -> int:
         principal.require("admin")
-        return remove_source(self.engine, self._get(principal, ref), keep_documents=keep_documents)
+        return remove_source(
+            self.engine,
+            self._get(principal, ref),
+            keep_documents=keep_documents,
+            actor=principal.actor,
+        )
 
     def sync(self, principal: Principal, ref: str, *, full: bool) -> Job:
         principal.require("admin")
-        return enqueue_sync(
-            self.engine,
-            self.dispatcher,
-            self._get(principal, ref),
-            full=full,
-            trigger="manual",
-            max_attempts=self.settings.job_max_attempts,
-        )
+        record = self._get(principal, ref)
+        with self.engine.begin() as conn:
+            job = queue_sync(
+                conn,
+                record,
+                full=full,
+                trigger="manual",
+                max_attempts=self.settings.job_max_attempts,
+            )
+            audit.record(
+                conn,
+                tenant=record.tenant,
+                actor=principal.actor,
+                action="source.sync",
+                target=record.name,
+                details={"id": str(record.id), "full": full, "job_id": str(job.id)},
+            )
+        self.dispatcher.dispatch(job)
+        return job
 
     def notify(
         self, principal: Principal, ref: str, notification: dict[str, Any]

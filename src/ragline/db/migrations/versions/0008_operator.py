@@ -20,6 +20,11 @@ APP_ROLE = "ragline_app"
 
 
 def upgrade() -> None:
+    # Keys may now belong to the operator, above a tenant's admin.
+    op.execute(
+        "ALTER TABLE api_keys DROP CONSTRAINT api_keys_role_check, ADD CONSTRAINT "
+        "api_keys_role_check CHECK (role IN ('operator', 'admin', 'writer', 'reader'))"
+    )
     op.execute(
         """
         CREATE TABLE tenant_policies (
@@ -69,3 +74,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("DROP TABLE IF EXISTS audit_log")
     op.execute("DROP TABLE IF EXISTS tenant_policies")
+    op.execute("DELETE FROM api_keys WHERE role = 'operator'")
+    op.execute(
+        "ALTER TABLE api_keys DROP CONSTRAINT api_keys_role_check, ADD CONSTRAINT "
+        "api_keys_role_check CHECK (role IN ('admin', 'writer', 'reader'))"
+    )
