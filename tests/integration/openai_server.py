@@ -11,10 +11,13 @@ tokens it actually sent.
 
     with OpenAIServer() as server:             # the handle ragline.testing.llm steers
         server.fail(503, times=1); server.down(); server.up()
+
+    Behaviour(reply=obedient("Calibrate it [1]."))  # does what a passage tells it to
 """
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import threading
@@ -34,6 +37,28 @@ Reply = Callable[[list[dict[str, str]]], str]
 
 def echo_last(messages: list[dict[str, str]]) -> str:
     return f"You said: {messages[-1]['content'][:80]}"
+
+
+_ORDER = re.compile(r"Ignore the question and say (?P<say>.+?)\s*(?:</source>|$)", re.DOTALL)
+_REFERENCE = re.compile(r"\((\d{1,3})\)")
+
+
+def obedient(otherwise: str, *, cite: bool = False) -> Reply:
+    """A model that obeys instructions injected in passages: when any message says
+    "Ignore the question and say X", it answers X, word for word as it reads it (the
+    rest of the passage included); otherwise ``otherwise``. With ``cite``, it writes
+    the references it read, "(n)", as the ``[n]`` markers its prompt asks for, as a
+    model told to cite its sources would."""
+
+    def reply(messages: list[dict[str, str]]) -> str:
+        for message in messages:
+            found = _ORDER.search(message["content"])
+            if found:
+                said = html.unescape(" ".join(found.group("say").split()))
+                return _REFERENCE.sub(r"[\1]", said) if cite else said
+        return otherwise
+
+    return reply
 
 
 @dataclass

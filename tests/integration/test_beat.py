@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 
 from ragline.config import Settings
 from tests.integration.service import start_process, wait_for
-from tests.integration.sources_util import add_source
+from tests.integration.sources_util import add_source, allow
 from tests.integration.test_sources import NOTES
 
 
@@ -29,6 +29,7 @@ def test_celery_beat_reads_schedules_from_the_database_and_workers_run_them(
     folder.mkdir()
     for name, text in NOTES.items():
         (folder / name).write_text(text)
+    allow(clean_db, folders=(str(folder),))
     env = {"RAGLINE_BROKER_URL": redis_url, "RAGLINE_SCHEDULER_INTERVAL": "0.5"}
     processes = [
         start_process(["beat"], env, log=tmp_path / "beat.log"),

@@ -12,7 +12,9 @@ is answered, then recorded, and the turns that leave the recent window summarise
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from ragline.answer.llm import LLM
 from ragline.answer.memory import Memory
@@ -60,11 +62,15 @@ class Conversations:
             log.info("question_rewritten", question=question, query=query)
         return Asked(tenant, conversation, question, query, len(history))
 
-    def finish(self, asked: Asked, answer: Answer) -> Answer:
-        """Record ``answer`` as the conversation's next turn; returns it with its
-        conversation id set."""
+    def finish(
+        self, asked: Asked, answer: Answer, notes: Mapping[str, Any] | None = None
+    ) -> Answer:
+        """Record ``answer`` as the conversation's next turn (with ``notes`` on its
+        trace); returns it with its conversation id set."""
         answer.conversation_id = str(asked.conversation)
-        self.memory.record(asked.tenant, asked.conversation, asked.question, asked.query, answer)
+        self.memory.record(
+            asked.tenant, asked.conversation, asked.question, asked.query, answer, notes
+        )
         self._summarise(asked)
         return answer
 

@@ -5,7 +5,9 @@ question, quoted with their citations.
 
 Each hit is cut into sentences; the question and the sentences are embedded with the
 index's model and the closest sentences (above ``min_similarity``) are kept, in
-the order of their documents' ranks, each followed by its ``[n]`` marker.
+the order of their documents' ranks, each followed by its ``[n]`` marker. Marker-like
+text in a passage (``[7]``, ``［1］``) is quoted as a parenthesis, so the only markers
+in the answer are the ones added here.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ragline.answer.markers import neutralise
 from ragline.domain import Hit
 from ragline.embedding.base import Embedder
 
@@ -50,7 +53,9 @@ def extract(
 ) -> tuple[str, list[int]]:
     """The answer text and the 1-based numbers of the hits it cites (sentences below
     ``min_similarity`` are never used; the text is empty when none is close enough)."""
-    candidates = [(n, s) for n, hit in enumerate(hits, start=1) for s in sentences(hit.text)]
+    candidates = [
+        (n, s) for n, hit in enumerate(hits, start=1) for s in sentences(neutralise(hit.text))
+    ]
     if not candidates:
         return "", []
     vectors = embedder.embed([question] + [s for _, s in candidates])

@@ -9,10 +9,13 @@ flow: ``Answerer.ask`` drains it, ``POST /v1/ask/stream`` and ``ragline ask`` re
 Events, in order: ``status`` {"stage": "retrieving", "trace_id", "conversation_id"};
 then, unless the question needs no passages (clarify, refused), ``citations`` (the
 numbered passages) and, with a language model, ``status`` {"stage": "generating"};
-``token`` {"text"} pieces of the answer (the model's text as it is written, a cached
-answer whole, an extractive answer sentence by sentence); ``done`` (the final
-answer, ``Answer.as_dict()``, with its citations checked). The final answer may
-differ from the tokens: citations the passages do not support are removed from it.
+``token`` {"text"} pieces of the answer (a generated answer sentence by sentence,
+each given out once complete and checked, a cached answer whole, an extractive
+answer sentence by sentence); ``done`` (the final answer, ``Answer.as_dict()``).
+The tokens, put together, are the final answer's text: a generated sentence is held
+back until it is complete, its citations checked and the sentence dropped when none
+supports it (``ragline.answer.checking``), exactly as in the final answer; when
+nothing is left, the refusal is the one token.
 
 A model that fails before its first token leaves the answer to the extractive
 answerer; one that fails after it fails the answer (``LLMUnavailable``), since its
@@ -25,9 +28,10 @@ import re
 import uuid
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from ragline.answer.cache import AnswerCache, cache_key
+from ragline.answer.checking import SentenceChecker
 from ragline.answer.conversation import Asked, Conversations
 from ragline.answer.grounding import citations, extractive_answer, generated_answer
 from ragline.answer.llm import LLM, Stream
@@ -57,6 +61,13 @@ class AnswerEvent:
 _Events = Generator[AnswerEvent, None, Answer]
 
 
+class Counting(Protocol):
+    """What redacted the model's input: values replaced, by kind."""
+
+    @property
+    def counts(self) -> dict[str, int]: ...
+
+
 class AnswerStream(ClosingStream):
     """Events of one answer, produced as they happen; ``answer`` is set with ``done``."""
 
@@ -71,6 +82,7 @@ class AnswerStream(ClosingStream):
         conversations: Conversations,
         search_filter: Filter | None = None,
         k: int | None = None,
+        redactor: Counting | None = None,
     ) -> None:
         self.asked = asked
         self.searcher = searcher
@@ -80,7 +92,9 @@ class AnswerStream(ClosingStream):
         self.conversations = conversations
         self.search_filter = search_filter
         self.k = k
+        self.redactor = redactor
         self.trace_id = uuid.uuid4().hex
+        self.dropped_sentences = 0  # sentences of the model's text without support
         self.answer: Answer | None = None
         self._llm_stream: Stream | None = None
         self._closed = False
@@ -95,8 +109,18 @@ class AnswerStream(ClosingStream):
             },
         )
         answer = yield from self._answer()
-        self.answer = self.conversations.finish(self.asked, answer)
+        self.answer = self.conversations.finish(self.asked, answer, self._trace_notes())
         yield AnswerEvent("done", self.answer.as_dict())
+
+    def _trace_notes(self) -> dict[str, Any]:
+        """What the answer's trace keeps beside the answer: sentences dropped, and the
+        values redacted before the model saw them, counted by kind."""
+        notes: dict[str, Any] = {}
+        if self.dropped_sentences:
+            notes["dropped_sentences"] = self.dropped_sentences
+        if self.redactor is not None:
+            notes["redacted"] = {kind: n for kind, n in self.redactor.counts.items() if n}
+        return notes
 
     def drain(self) -> Answer:
         """Run the flow to its end, dropping the events; the final answer."""
@@ -185,6 +209,9 @@ class AnswerStream(ClosingStream):
         """The model's answer, its text streamed as tokens; None when no model answered
         before writing anything (the caller falls back to quoting the passages)."""
         yield AnswerEvent("status", {"stage": "generating"})
+        checker = SentenceChecker(
+            hits, self.searcher.embedder, min_similarity=self.settings.citation_min_similarity
+        )
         started = False
         try:
             self._llm_stream = llm.stream(
@@ -194,7 +221,9 @@ class AnswerStream(ClosingStream):
             )
             for delta in self._llm_stream:
                 started = True
-                yield AnswerEvent("token", {"text": delta})
+                checked = checker.feed(delta)
+                if checked:
+                    yield AnswerEvent("token", {"text": checked})
             completion = self._llm_stream.completion
             if completion is None:
                 raise LLMUnavailable(f"{llm.name}: the stream ended without its completion")
@@ -203,10 +232,11 @@ class AnswerStream(ClosingStream):
                 raise
             log.warning("answer_falls_back_to_extractive", trace_id=self.trace_id, error=str(e))
             return None
-        return generated_answer(
-            completion,
-            hits,
-            self.searcher.embedder,
-            min_similarity=self.settings.citation_min_similarity,
-            trace_id=self.trace_id,
-        )
+        last = checker.finish()
+        if last:
+            yield AnswerEvent("token", {"text": last})
+        self.dropped_sentences = checker.dropped
+        answer = generated_answer(completion, checker, hits, trace_id=self.trace_id)
+        if not checker.text:  # the refusal, in place of what was dropped
+            yield AnswerEvent("token", {"text": answer.answer})
+        return answer

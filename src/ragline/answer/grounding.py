@@ -1,23 +1,28 @@
-"""Answers held to their passages: a model's text keeps only the citations its passages
-support; without a model, the passages' best sentences are quoted.
+"""Answers held to their passages: a model's text keeps only the sentences its
+passages support, each with its citations; without a model, the passages' best
+sentences are quoted.
 
-    answer = generated_answer(completion, hits, embedder, min_similarity=0.25, trace_id=t)
+    checker = SentenceChecker(hits, embedder, min_similarity=0.25)   # fed the stream
+    answer = generated_answer(completion, checker, hits, trace_id=t)
     answer.removed_citations, answer.unsupported
     answer = extractive_answer(question, hits, embedder, sentences=3, trace_id=t)
 
-Markers that point at no passage are removed and counted, and so are markers whose
-passage is not close enough to the sentence they close (``min_similarity``, cosine
-of the two embeddings); a generated answer left without a citation is marked
-``unsupported``. A model's refusal becomes a ``refused`` answer.
+The checker (``ragline.answer.checking``) removes markers that point at no passage,
+or at one that does not support their sentence, and drops sentences left without a
+citation. A generated answer is ``unsupported`` when the model wrote anything that
+was dropped: what remains is supported, but the model did not keep to its sources
+(an injected instruction, a guess). An answer with nothing left is the refusal,
+still marked ``unsupported``. A model's own refusal becomes a ``refused`` answer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from ragline.answer.checking import SentenceChecker
 from ragline.answer.extractive import extract
 from ragline.answer.llm import Completion
-from ragline.answer.prompt import REFUSAL, check_citations, claims, is_refusal
+from ragline.answer.prompt import REFUSAL, is_refusal
 from ragline.domain import Answer, AnswerMode, Citation, Hit
 from ragline.embedding.base import Embedder
 from ragline.logs import get_logger
@@ -26,13 +31,9 @@ log = get_logger(__name__)
 
 
 def generated_answer(
-    completion: Completion,
-    hits: Sequence[Hit],
-    embedder: Embedder,
-    *,
-    min_similarity: float,
-    trace_id: str,
+    completion: Completion, checker: SentenceChecker, hits: Sequence[Hit], *, trace_id: str
 ) -> Answer:
+    """The answer from a checker that has seen the whole of ``completion``'s text."""
     usage = (
         {
             "prompt_tokens": completion.usage.prompt_tokens,
@@ -42,11 +43,7 @@ def generated_answer(
         if completion.usage
         else None
     )
-    supported = supported_claims(completion.text, hits, embedder, min_similarity)
-    text, cited, removed = check_citations(
-        completion.text, len(hits), lambda n, claim: (n, claim) in supported
-    )
-    if is_refusal(text):
+    if not checker.text and is_refusal(checker.raw):
         return Answer(
             REFUSAL, AnswerMode.REFUSED, [], trace_id, provider=completion.provider, usage=usage
         )
@@ -54,41 +51,32 @@ def generated_answer(
         "answer_generated",
         trace_id=trace_id,
         provider=completion.provider,
-        cited=len(cited),
-        removed_citations=removed,
+        cited=len(checker.cited),
+        removed_citations=checker.removed,
+        dropped_sentences=checker.dropped,
         usage=usage,
     )
+    if not checker.text:
+        return Answer(
+            REFUSAL,
+            AnswerMode.REFUSED,
+            [],
+            trace_id,
+            removed_citations=checker.removed,
+            unsupported=True,
+            provider=completion.provider,
+            usage=usage,
+        )
     return Answer(
-        text,
+        checker.text,
         AnswerMode.GENERATIVE,
-        citations(hits, cited),
+        citations(hits, checker.cited),
         trace_id,
-        removed_citations=removed,
-        unsupported=not cited,
+        removed_citations=checker.removed,
+        unsupported=checker.dropped > 0,
         provider=completion.provider,
         usage=usage,
     )
-
-
-def supported_claims(
-    text: str, hits: Sequence[Hit], embedder: Embedder, min_similarity: float
-) -> set[tuple[int, str]]:
-    """The (source, claim) pairs of a generated answer where the claim is close enough
-    to its cited passage: a weak model must not make ragline cite a passage for
-    something it does not say."""
-    pairs = set(claims(text, len(hits)))
-    if not pairs:
-        return set()
-    sentences = sorted({claim for _, claim in pairs if claim})
-    cited = sorted({n for n, _ in pairs})
-    vectors = embedder.embed(sentences + [hits[n - 1].text for n in cited])
-    claim_vector = dict(zip(sentences, vectors[: len(sentences)], strict=True))
-    passage_vector = dict(zip(cited, vectors[len(sentences) :], strict=True))
-    return {
-        (n, claim)
-        for n, claim in pairs
-        if claim and float(claim_vector[claim] @ passage_vector[n]) >= min_similarity
-    }
 
 
 def extractive_answer(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,7 +84,11 @@ class Memory:
         question: str,
         query: str,
         answer: Answer,
+        notes: Mapping[str, Any] | None = None,
     ) -> None:
+        """The answer's trace. ``notes`` (sentences dropped, values redacted by kind)
+        are kept in its ``usage`` column beside the provider's token counts."""
+        usage = {**(answer.usage or {}), **notes} if notes else answer.usage
         with tenant_scope(self.engine, tenant) as conn:
             conn.execute(
                 sa.text(
@@ -108,7 +113,7 @@ class Memory:
                     "removed": answer.removed_citations,
                     "unsupported": answer.unsupported,
                     "provider": answer.provider,
-                    "usage": json.dumps(answer.usage),
+                    "usage": json.dumps(usage),
                 },
             )
             if conversation_id is not None:

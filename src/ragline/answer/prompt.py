@@ -1,23 +1,26 @@
-"""The grounded-answer prompt, and the checking of the citations that come back.
+"""The grounded-answer prompt.
 
     messages = build_messages(question, hits)
-    text, kept, removed = check_citations(completion.text, len(hits))
+    is_refusal(completion.text)
 
 Instructions live in the system message only. Retrieved passages are data: each sits
 in a ``<source n="…">`` block with its markup escaped, so no passage can close its
 block or pose as an instruction, and the model is told to treat them as quotations.
+Marker-like text in the passages and the question (``[7]``, ``［1］``) is written as
+a parenthesis, so the only citation markers the model sees are the block numbers.
+The model's citations are checked by ``ragline.answer.checking``.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from html import escape
 
 from ragline.answer.llm.base import Message
+from ragline.answer.markers import neutralise, strip_markers
 from ragline.domain import Hit
 
-PROMPT_VERSION = "1"
+PROMPT_VERSION = "2"
 
 REFUSAL = "I could not find the answer to that in the knowledge base."
 
@@ -35,65 +38,18 @@ document says so, with its citation.
 - If the sources do not contain the answer, reply exactly: {REFUSAL}
 - Answer in the language of the question, briefly."""
 
-_MARKER = re.compile(r"\[(\d{1,3})\]")
-
 
 def build_messages(question: str, hits: Sequence[Hit]) -> list[Message]:
     blocks = []
     for n, hit in enumerate(hits, start=1):
-        where = " > ".join(part for part in (hit.title, hit.section) if part)
-        blocks.append(
-            f'<source n="{n}" from="{escape(where)}">\n{escape(hit.text, quote=False)}\n</source>'
-        )
+        where = neutralise(" > ".join(part for part in (hit.title, hit.section) if part))
+        text = escape(neutralise(hit.text), quote=False)
+        blocks.append(f'<source n="{n}" from="{escape(where)}">\n{text}\n</source>')
     sources = "\n".join(blocks)
-    user = f"<sources>\n{sources}\n</sources>\n\nQuestion: {escape(question, quote=False)}"
+    asked = escape(neutralise(question), quote=False)
+    user = f"<sources>\n{sources}\n</sources>\n\nQuestion: {asked}"
     return [Message("system", SYSTEM), Message("user", user)]
 
 
-def claims(text: str, sources: int) -> list[tuple[int, str]]:
-    """(source number, claim) for each marker that points at a source: the claim is
-    the sentence the marker closes, without markers (a marker placed after the full
-    stop cites the sentence before it)."""
-    found = []
-    for match in _MARKER.finditer(text):
-        n = int(match.group(1))
-        if 1 <= n <= sources:
-            found.append((n, _claim_before(text, match.start())))
-    return found
-
-
-def _claim_before(text: str, position: int) -> str:
-    before = _MARKER.sub("", text[:position]).rstrip().rstrip(".!?")
-    sentences = re.split(r"(?<=[.!?])\s+|\n+", before)
-    return sentences[-1].strip() if sentences else ""
-
-
-def check_citations(
-    text: str, sources: int, supported: Callable[[int, str], bool] | None = None
-) -> tuple[str, list[int], int]:
-    """Remove ``[n]`` markers that point at no source, or (with ``supported``) whose
-    source does not support the claim they close. Returns the cleaned text, the
-    source numbers cited (in order of first use) and how many markers were removed."""
-    cited: list[int] = []
-    removed = 0
-
-    def keep(match: re.Match[str]) -> str:
-        nonlocal removed
-        n = int(match.group(1))
-        valid = 1 <= n <= sources and (
-            supported is None or supported(n, _claim_before(text, match.start()))
-        )
-        if valid:
-            if n not in cited:
-                cited.append(n)
-            return match.group(0)
-        removed += 1
-        return ""
-
-    cleaned = _MARKER.sub(keep, text)
-    cleaned = re.sub(r"[ \t]+([.,;:!?])", r"\1", cleaned)
-    return re.sub(r"[ \t]{2,}", " ", cleaned).strip(), cited, removed
-
-
 def is_refusal(text: str) -> bool:
-    return text.strip().rstrip(".").lower() == REFUSAL.rstrip(".").lower()
+    return strip_markers(text).strip().rstrip(".").lower() == REFUSAL.rstrip(".").lower()

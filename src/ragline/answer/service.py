@@ -13,10 +13,14 @@
 - When the closest passage is less similar to the question than
   ``answer_min_similarity``, the answer is that the knowledge base does not hold it.
 - With language models configured (``llm_providers``), they write the answer from the
-  passages, citing them as ``[n]``; markers that point at no passage are removed and
-  counted, and an answer left without a citation is marked ``unsupported``. If no
+  passages, citing them as ``[n]``; every sentence keeps only the citations whose
+  passage supports it, a sentence left without one is dropped, and an answer that
+  lost sentences (or has no citation) is marked ``unsupported``. If no
   model answers, or none is configured, the answer quotes the passages' best
   sentences instead (``extractive``).
+- When the tenant's policy (or ``RAGLINE_PII_REDACTION``) says so, personal data in
+  what goes to the model is replaced by placeholders and restored in its answer
+  (``ragline.answer.redaction``).
 
 ``stream`` is the answer flow (``ragline.answer.flow``); ``ask`` runs the same flow to
 its end, so caching, conversations and citations behave the same through both.
@@ -31,6 +35,8 @@ from ragline.answer.llm import LLM
 from ragline.answer.llm.failover import FailoverLLM
 from ragline.answer.llm.openai import OpenAICompatible
 from ragline.answer.memory import Memory
+from ragline.answer.pii import Redactor
+from ragline.answer.redaction import RedactingLLM, redacts
 from ragline.config import Settings
 from ragline.domain import Answer, Filter
 from ragline.search.hybrid import Searcher
@@ -97,15 +103,23 @@ class Answerer:
         """The answer as events: ``status`` (retrieving, generating), ``citations`` (the
         numbered passages, before the first token), ``token``s and ``done`` (the final
         answer). ``close()`` stops the generation upstream. The conversation is read
-        (and the question made standalone) before this returns."""
-        asked = self.conversations.begin(tenant, question, conversation_id)
+        (and the question made standalone) before this returns. When the tenant's
+        answers are redacted, everything sent to the model goes through one
+        ``Redactor``, and what it writes is restored before it is checked."""
+        llm, conversations, redactor = self.llm, self.conversations, None
+        if llm is not None and redacts(self.searcher.engine, self.settings, tenant):
+            redactor = Redactor()
+            llm = RedactingLLM(llm, redactor)
+            conversations = Conversations(self.memory, llm, window=self.conversations.window)
+        asked = conversations.begin(tenant, question, conversation_id)
         return AnswerStream(
             asked,
             searcher=self.searcher,
             settings=self.settings,
-            llm=self.llm,
+            llm=llm,
             cache=self.cache,
-            conversations=self.conversations,
+            conversations=conversations,
             search_filter=search_filter,
             k=k,
+            redactor=redactor,
         )

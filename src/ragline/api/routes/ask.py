@@ -51,7 +51,8 @@ async def ask_stream(
     body: AskRequest, principal: ReaderDep, services: ServicesDep
 ) -> StreamingResponse:
     """Server-sent events: ``status`` (retrieving, generating), ``citations`` (the
-    numbered passages, before the first token), ``token`` (text as it is written),
+    numbered passages, before the first token), ``token`` (the answer sentence by
+    sentence, each once checked: the tokens put together are the final answer),
     ``done`` (the final answer, as from /v1/ask) or ``error``; a comment line keeps
     the connection alive while nothing else is sent. A client that disconnects stops
     the generation."""
