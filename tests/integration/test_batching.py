@@ -87,7 +87,7 @@ def test_query_embeddings_are_cached_least_recently_used_first(
     assert counting.calls == [1, 1, 1]  # "oxygen probe", "tide gauge", "wiper"
     searcher.search("tide gauge", mode="dense", tenant="nobody")
     assert counting.calls == [1, 1, 1, 1], "the least recently used query was dropped"
-    vectors = searcher.embed_queries(["wiper", "new one", "wiper"])
+    vectors = searcher.embed_queries(["wiper", "new one", "wiper"], tenant="nobody")
     np.testing.assert_allclose(vectors[0], vectors[2])
     assert counting.calls[-1] == 1, "a repeated query in one batch is embedded once"
 

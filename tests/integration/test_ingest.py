@@ -6,9 +6,12 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from fpdf import FPDF
 from sqlalchemy.engine import Engine
 
+from ragline.config import Settings
 from ragline.domain import Filter
+from ragline.embedding.base import Embedder
 from ragline.errors import SourceUnavailable, SyncInProgress
 from ragline.ingest.connectors.files import FileSource
 from ragline.ingest.pipeline import Pipeline
@@ -220,3 +223,36 @@ def test_sync_runs_are_recorded(pipeline: Pipeline, corpus: Path, engine: Engine
     assert run["status"] == "succeeded"
     assert (run["added"], run["chunks"], run["embedded"]) == (20, report.chunks, report.embedded)
     assert run["finished_at"] >= run["started_at"]
+
+
+def test_a_document_past_the_parse_budget_fails_and_the_run_goes_on(
+    clean_db: Engine, embedder: Embedder, settings: Settings, tmp_path: Path
+) -> None:
+    folder = tmp_path / "hostile"
+    folder.mkdir()
+    (folder / "huge.html").write_text("<html><body>" + "<p>x</p>" * 300_000 + "</body></html>")
+    (folder / "note.txt").write_text("The wiper is replaced every six months.")
+    budget = settings.model_copy(update={"parse_time_limit": 0.3})
+    report = Pipeline(clean_db, embedder, budget).sync(FileSource(folder), collection="h")
+    assert (report.added, report.failed) == (1, 1)
+    [failure] = report.failures
+    assert failure.doc_id == "huge.html"
+    assert "parsing took longer than 0.3 s" in failure.reason
+
+
+def test_a_pdf_with_one_line_per_page_keeps_every_line(pipeline: Pipeline, tmp_path: Path) -> None:
+    pdf = FPDF()
+    pdf.set_font("Helvetica", size=11)
+    for n in range(1, 51):
+        pdf.add_page()
+        pdf.cell(0, 6, f"Reading {n} was logged at the dock.")
+    folder = tmp_path / "pdf"
+    folder.mkdir()
+    (folder / "log.pdf").write_bytes(bytes(pdf.output()))
+    report = pipeline.sync(FileSource(folder), collection="pdf")
+    assert (report.added, report.failed) == (1, 0)
+    assert report.chunks >= 1
+    hits = Searcher(pipeline.engine, pipeline.settings, pipeline.embedder).search(
+        "Reading 37 was logged", mode="lexical", search_filter=Filter(collection="pdf")
+    )
+    assert any("Reading 37 was logged" in hit.text for hit in hits)

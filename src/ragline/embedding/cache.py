@@ -1,14 +1,18 @@
-"""The embedding cache: vectors kept in PostgreSQL by (model, sha256 of the text).
+"""The embedding cache: vectors kept in PostgreSQL by (tenant, model, sha256 of the text).
 
 An edited document re-embeds only the chunks whose text changed; a task delivered
 twice, or a run killed halfway, embeds nothing a second time. Entries are written in
-their own transactions so they survive a document transaction that rolls back::
+their own transactions so they survive a document transaction that rolls back.
+Each tenant has its own entries: a tenant's run never finds (and so never reveals, by
+embedding less) a text that only another tenant holds::
 
     cache = EmbeddingCache(engine, embedder)
-    vectors, embedded = cache.embed(texts, hashes)
+    vectors, embedded = cache.embed(texts, hashes, tenant="acme")
 
-``model_calls()`` counts the requests that reach the model meanwhile, in this thread
-(a sync run reports them)::
+The model is asked ``EMBED_SLICE`` texts at a time, and the work's watch is checked
+before each request (``ragline.cancel.checkpoint``), so a cancelled job stops within
+one request. ``model_calls()`` counts the requests that reach the model meanwhile, in
+this thread (a sync run reports them)::
 
     with model_calls() as calls:
         ...
@@ -26,7 +30,12 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ragline.cancel import checkpoint
+from ragline.db.tenancy import tenant_scope
 from ragline.embedding.base import Embedder, Vectors
+
+# Texts per model request: a few seconds of a small model on a CPU at most.
+EMBED_SLICE = 64
 
 
 @dataclass(slots=True)
@@ -52,19 +61,25 @@ class EmbeddingCache:
         self.engine = engine
         self.embedder = embedder
 
-    def embed(self, texts: Sequence[str], hashes: Sequence[str]) -> tuple[Vectors, int]:
-        """Vectors for ``texts`` (one per text, in order), and how many the model computed."""
-        found = self._get(set(hashes))
+    def embed(
+        self, texts: Sequence[str], hashes: Sequence[str], *, tenant: str
+    ) -> tuple[Vectors, int]:
+        """Vectors for ``texts`` (one per text, in order), and how many the model
+        computed; only ``tenant``'s entries are looked up and written."""
+        found = self._get(tenant, set(hashes))
         missing: dict[str, str] = {}
         for text, digest in zip(texts, hashes, strict=True):
             if digest not in found:
                 missing.setdefault(digest, text)
-        if missing:
-            vectors = self.embedder.embed(list(missing.values()))
+        digests = list(missing)
+        for start in range(0, len(digests), EMBED_SLICE):
+            checkpoint()
+            part = digests[start : start + EMBED_SLICE]
+            vectors = self.embedder.embed([missing[d] for d in part])
             if (counter := _calls.get()) is not None:
                 counter.count += 1
-            fresh = dict(zip(missing, vectors, strict=True))
-            self._put(fresh)
+            fresh = dict(zip(part, vectors, strict=True))
+            self._put(tenant, fresh)
             found.update(fresh)
         out = (
             np.stack([found[digest] for digest in hashes])
@@ -73,30 +88,35 @@ class EmbeddingCache:
         )
         return out.astype(np.float32, copy=False), len(missing)
 
-    def _get(self, hashes: set[str]) -> dict[str, Vectors]:
+    def _get(self, tenant: str, hashes: set[str]) -> dict[str, Vectors]:
         if not hashes:
             return {}
-        with self.engine.connect() as conn:
+        with tenant_scope(self.engine, tenant) as conn:
             rows = conn.execute(
                 sa.text(
                     "SELECT sha256, embedding FROM embedding_cache "
-                    "WHERE model = :model AND sha256 = ANY(:hashes)"
+                    "WHERE tenant = :tenant AND model = :model AND sha256 = ANY(:hashes)"
                 ),
-                {"model": self.embedder.name, "hashes": list(hashes)},
+                {"tenant": tenant, "model": self.embedder.name, "hashes": list(hashes)},
             ).all()
             return {
                 digest: np.asarray(vector.to_numpy(), dtype=np.float32) for digest, vector in rows
             }
 
-    def _put(self, vectors: dict[str, Vectors]) -> None:
-        with self.engine.begin() as conn:
+    def _put(self, tenant: str, vectors: dict[str, Vectors]) -> None:
+        with tenant_scope(self.engine, tenant) as conn:
             conn.execute(
                 sa.text(
-                    "INSERT INTO embedding_cache (model, sha256, embedding) "
-                    "VALUES (:model, :sha256, :embedding) ON CONFLICT DO NOTHING"
+                    "INSERT INTO embedding_cache (tenant, model, sha256, embedding) "
+                    "VALUES (:tenant, :model, :sha256, :embedding) ON CONFLICT DO NOTHING"
                 ),
                 [
-                    {"model": self.embedder.name, "sha256": digest, "embedding": vector}
+                    {
+                        "tenant": tenant,
+                        "model": self.embedder.name,
+                        "sha256": digest,
+                        "embedding": vector,
+                    }
                     for digest, vector in vectors.items()
                 ],
             )

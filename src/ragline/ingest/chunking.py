@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import groupby
 
+from ragline.cancel import checkpoint
 from ragline.domain import Block, Chunk, DocType, ParsedDocument
 from ragline.embedding.base import TokenCounter
 from ragline.ingest.text import sha256_text
@@ -101,6 +102,7 @@ class Chunker:
         drafts = self._merge_small(self._drafts(document, profile), document.title, profile)
         ordinal = 0
         for draft in drafts:
+            checkpoint()
             context = self._context(document.title, draft.section)
             for text in self._fit_window(context, draft.text()):
                 embed_text = f"{context}\n\n{text}"

@@ -6,7 +6,11 @@
 
 Each item ends in exactly one outcome (added, updated, unchanged, failed); items the
 source no longer lists are deleted. A bad item is recorded as failed with its reason
-and the run goes on. Running the same sync twice leaves the index as one run would.
+and the run goes on: one whose parsing and chunking take longer than
+``parse_time_limit`` fails with that reason, and one that leaves no text to index
+fails with "no text found". The run checks the watch of its job
+(``ragline.cancel``) between items, embedding requests and writes, so a cancelled job
+stops within one request. Running the same sync twice leaves the index as one run would.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from ragline.cancel import Watch, checkpoint, watching
 from ragline.config import Settings
 from ragline.db.engine import get_engine
 from ragline.db.locks import session_lock
@@ -32,6 +37,7 @@ from ragline.errors import (
     ConfigurationError,
     IngestError,
     ParseError,
+    Stopped,
     SyncInProgress,
     is_transient,
 )
@@ -257,12 +263,14 @@ class Pipeline:
             log.debug("item_synced", doc_id=item.doc_id, outcome=result.outcome.value)
 
         def flush() -> None:
-            report.embedded += self._embed_ahead(prepared)
+            report.embedded += self._embed_ahead(prepared, ledger.tenant)
             for step in prepared:
+                checkpoint()
                 done(step.item, self._write(step, ledger, report, monotonic=monotonic))
             prepared.clear()
 
         for item in items:
+            checkpoint()
             progress.item_started(item.doc_id)
             entry = entries.get(item.doc_id)
             if monotonic and ledger.stale(entry, item):
@@ -304,14 +312,20 @@ class Pipeline:
             data = source.read(item)
             if not data:
                 raise ParseError("the file is empty (0 bytes)")
-            document = parser.parse(data, name=item.name)
-            digest = sha256_of(document.iter_text())
-            if ledger.unchanged_by_hash(entry, item, digest):
-                assert entry is not None
-                ledger.touch(entry, item, only_if_newer=monotonic)
-                return _Result(Outcome.UNCHANGED)
-            chunks = self.chunker.split(document, item.profile)
-            head = list(islice(chunks, self.settings.write_batch_size + 1))
+            with watching(self._parse_budget()):
+                document = parser.parse(data, name=item.name)
+                digest = sha256_of(document.iter_text())
+                if ledger.unchanged_by_hash(entry, item, digest):
+                    assert entry is not None
+                    ledger.touch(entry, item, only_if_newer=monotonic)
+                    return _Result(Outcome.UNCHANGED)
+                chunks = self.chunker.split(document, item.profile)
+                head = list(islice(chunks, self.settings.write_batch_size + 1))
+            if not head:
+                raise ParseError(
+                    "no text found: nothing was left to index once running headers, "
+                    "navigation and empty parts were removed"
+                )
         except Exception as e:
             return self._failed(item, e, ledger, report)
         row = document_row(
@@ -332,14 +346,25 @@ class Pipeline:
             return _Prepared(item, entry, row, head, None, document.warnings)
         return _Prepared(item, entry, row, head, chunks, document.warnings)
 
-    def _embed_ahead(self, prepared: list[_Prepared]) -> int:
+    def _parse_budget(self) -> Watch:
+        """The watch of one document's parse and chunking: past the limit it fails."""
+        seconds = self.settings.parse_time_limit
+        return Watch.limit(
+            seconds,
+            lambda: ParseError(
+                f"parsing took longer than {seconds:g} s (RAGLINE_PARSE_TIME_LIMIT); "
+                "split the document, or raise the limit if it is legitimate"
+            ),
+        )
+
+    def _embed_ahead(self, prepared: list[_Prepared], tenant: str) -> int:
         """Embed the chunks of the small documents of a window in shared batches, so
         that writing them finds every vector in the cache. Returns chunks embedded."""
         chunks = [c for step in prepared if step.rest is None for c in step.head]
         if not chunks:
             return 0
         _, embedded = self.store.cache.embed(
-            [c.embed_text for c in chunks], [c.sha256 for c in chunks]
+            [c.embed_text for c in chunks], [c.sha256 for c in chunks], tenant=tenant
         )
         return embedded
 
@@ -370,8 +395,9 @@ class Pipeline:
     def _failed(item: SourceItem, error: Exception, ledger: Ledger, report: SyncReport) -> _Result:
         """Record ``item`` as failed. An outage (the database, the source or the embedding
         server away) and a configuration that cannot work (a model of another
-        dimension) stop the run instead: the item is not at fault."""
-        if is_transient(error) or isinstance(error, ConfigurationError):
+        dimension) stop the run instead: the item is not at fault; so does work stopped
+        on purpose (a job cancelled or past its time limit)."""
+        if is_transient(error) or isinstance(error, ConfigurationError | Stopped):
             raise error
         if isinstance(error, IngestError):
             reason = str(error)

@@ -14,6 +14,7 @@ from typing import TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ragline.cancel import checkpoint
 from ragline.domain import Chunk
 from ragline.embedding.cache import EmbeddingCache
 
@@ -152,7 +153,8 @@ class ChunkStore:
         """Write ``document``'s ledger row and replace its chunks, atomically.
 
         ``chunks`` may be a generator: it is embedded and written batch by batch, so a
-        huge document never sits in memory whole. Returns (chunks written, chunks the
+        huge document never sits in memory whole; the work's watch is checked before
+        each batch (a cancelled job rolls the document back). Returns (chunks written, chunks the
         model embedded); ``on_batch`` hears the same after every batch. With
         ``only_if_newer``, a document whose recorded ``source_modified`` is later than
         this version's is left alone, and None is returned.
@@ -166,8 +168,11 @@ class ChunkStore:
             before = chunk_totals(conn, [document_id])
             conn.execute(sa.text("DELETE FROM chunks WHERE document_id = :id"), {"id": document_id})
             for batch in _batched(chunks, self.batch_size):
+                checkpoint()
                 vectors, computed = self.cache.embed(
-                    [c.embed_text for c in batch], [c.sha256 for c in batch]
+                    [c.embed_text for c in batch],
+                    [c.sha256 for c in batch],
+                    tenant=str(document["tenant"]),
                 )
                 conn.execute(
                     _INSERT_CHUNK,

@@ -20,8 +20,6 @@ A ``Reranker``, when configured, reorders the top ``rerank_depth`` hits.
 from __future__ import annotations
 
 import math
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,6 +37,7 @@ from ragline.embedding.factory import get_embedder
 from ragline.errors import RetrievalError
 from ragline.logs import ensure_logging
 from ragline.search.filters import filter_sql, has_row_filters, scope_sql
+from ragline.search.query_cache import QueryCache
 from ragline.search.rerank import Reranker, get_reranker
 
 # Okapi BM25 over the postings of the searched scope (tenant, and collection when the
@@ -159,10 +158,7 @@ class Searcher:
         self.reranker = reranker
         self._embedder = embedder
         self._model_checked = False
-        # Recent query vectors (least recently used dropped first): a question asked
-        # again, or searched again for its answer, is not embedded twice.
-        self._query_cache: OrderedDict[str, Any] = OrderedDict()
-        self._cache_lock = threading.Lock()
+        self.query_cache = QueryCache(settings.query_cache_size)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Searcher:
@@ -213,7 +209,9 @@ class Searcher:
         }
         if mode in ("dense", "hybrid"):
             params["qvec"] = (
-                query_vector if query_vector is not None else self.embed_queries([query])[0]
+                query_vector
+                if query_vector is not None
+                else self.embed_queries([query], tenant=tenant)[0]
             )
         with tenant_scope(self.engine, tenant) as conn:
             exact = False
@@ -263,28 +261,23 @@ class Searcher:
             return True, self.settings.hnsw_ef_search
         return False, min(needed, HNSW_MAX_EF_SEARCH)
 
-    def embed_queries(self, queries: Sequence[str]) -> Vectors:
-        """One vector per query, from the model the index was built with (checked once)."""
+    def embed_queries(self, queries: Sequence[str], *, tenant: str | None = None) -> Vectors:
+        """One vector per query, from the model the index was built with (checked once).
+        Recent queries of ``tenant`` (default: the configured one) come from its cache."""
         embedder = self.embedder
         if not self._model_checked:
             with self.engine.connect() as conn:
                 check_embedding_model(conn, embedder.name, embedder.dimension)
             self._model_checked = True
-        size = self.settings.query_cache_size
-        if not size:
+        if not self.query_cache.size:
             return embedder.embed(list(queries))
-        with self._cache_lock:
-            known = {q: self._query_cache[q] for q in queries if q in self._query_cache}
-            for query in known:
-                self._query_cache.move_to_end(query)
+        tenant = tenant or self.settings.tenant
+        known = self.query_cache.get(tenant, queries)
         missing = [q for q in dict.fromkeys(queries) if q not in known]
         if missing:
             fresh = dict(zip(missing, embedder.embed(missing), strict=True))
             known.update(fresh)
-            with self._cache_lock:
-                self._query_cache.update(fresh)
-                while len(self._query_cache) > size:
-                    self._query_cache.popitem(last=False)
+            self.query_cache.put(tenant, fresh)
         return np.stack([known[q] for q in queries])
 
 

@@ -1,121 +1,76 @@
 """HTML: boilerplate (navigation, headers, footers, scripts, cookie banners) is dropped,
 headings become section paths, tables stay whole.
+
+    doc = HtmlParser().parse(b"<main><h2>Care</h2><p>Rinse the probe.</p></main>",
+                             name="care.html")
+    doc.blocks[0].section, doc.blocks[0].text    # (("Care",), "Rinse the probe.")
+
+The page is read once into a light tree and walked without recursion, so the cost is
+linear in its size whatever its nesting (``html_tree``); long walks check the
+document's parse budget (``ragline.cancel.checkpoint``).
 """
 
 from __future__ import annotations
 
-import re
-import warnings
-
-from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning, NavigableString, Tag
-
 from ragline.domain import Block, DocType, ParsedDocument
 from ragline.errors import ParseError
-from ragline.ingest.parsers.markdown import parse_date
+from ragline.ingest.parsers.html_tree import Node, read_page, table_text, text_of, walk
 from ragline.ingest.parsers.text import title_from_name
 from ragline.ingest.text import decode, normalize
 
-_DROP_TAGS = (
-    "script",
-    "style",
-    "noscript",
-    "template",
-    "iframe",
-    "svg",
-    "canvas",
-    "form",
-    "nav",
-    "header",
-    "footer",
-    "aside",
-    "button",
-    "select",
-    "input",
-    "textarea",
-)
-_DROP_ROLES = ("navigation", "banner", "contentinfo", "search", "complementary", "dialog")
-_BOILERPLATE = re.compile(
-    r"(^|[-_ ])(nav|navbar|menu|breadcrumbs?|cookie|consent|banner|sidebar|footer|header|"
-    r"skip-link|share|social|advert|ads|newsletter|popup|modal)([-_ ]|$)",
-    re.IGNORECASE,
-)
 _HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
-_INLINE = {
-    "a",
-    "abbr",
-    "b",
-    "bdi",
-    "bdo",
-    "cite",
-    "code",
-    "data",
-    "del",
-    "dfn",
-    "em",
-    "font",
-    "i",
-    "ins",
-    "kbd",
-    "label",
-    "mark",
-    "q",
-    "s",
-    "samp",
-    "small",
-    "span",
-    "strong",
-    "sub",
-    "sup",
-    "time",
-    "u",
-    "var",
-    "wbr",
-}
-_DATE_META = ("date", "dc.date", "dcterms.date", "article:published_time", "last-modified")
+_INLINE = frozenset(
+    [
+        "a",
+        "abbr",
+        "b",
+        "bdi",
+        "bdo",
+        "cite",
+        "code",
+        "data",
+        "del",
+        "dfn",
+        "em",
+        "font",
+        "i",
+        "ins",
+        "kbd",
+        "label",
+        "mark",
+        "q",
+        "s",
+        "samp",
+        "small",
+        "span",
+        "strong",
+        "sub",
+        "sup",
+        "time",
+        "u",
+        "var",
+        "wbr",
+    ]
+)
+# Elements whose text is taken whole; the walk does not enter them.
+_WHOLE = _INLINE | _HEADINGS.keys() | {"br", "table", "pre"}
 
 
 class HtmlParser:
     doc_type = DocType.HTML
 
     def parse(self, data: bytes, *, name: str) -> ParsedDocument:
-        text = decode(data)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
-            soup = BeautifulSoup(text, "lxml")
-        title = normalize(soup.title.get_text(" ")) if soup.title else ""
-        doc_date = None
-        for meta in soup.find_all("meta"):
-            key = str(meta.get("name") or meta.get("property") or "").lower()
-            if key in _DATE_META and meta.get("content"):
-                doc_date = parse_date(meta["content"])
-                if doc_date:
-                    break
-
-        for tag in soup.find_all(_DROP_TAGS):
-            tag.decompose()
-        for tag in soup.find_all(True):
-            if tag.decomposed or tag.attrs is None:
-                continue
-            classes = " ".join(tag.get("class") or [])
-            role = str(tag.get("role") or "").lower()
-            if role in _DROP_ROLES or _BOILERPLATE.search(f"{classes} {tag.get('id') or ''}"):
-                tag.decompose()
-
-        root: Tag = soup
-        for candidate in (soup.find("main"), soup.find("article"), soup.body):
-            if isinstance(candidate, Tag):
-                root = candidate
-                break
-        walker = _Walker(title)
-        walker.walk(root)
+        page = read_page(decode(data))
+        walker = _Walker(page.title)
+        walker.walk(page.root)
         walker.flush()
         if not walker.blocks:
             raise ParseError("the page has no text once navigation and scripts are removed")
         return ParsedDocument(
-            title=title or walker.first_h1 or title_from_name(name),
+            title=page.title or walker.first_h1 or title_from_name(name),
             doc_type=self.doc_type,
             blocks=walker.blocks,
-            doc_date=doc_date,
+            doc_date=page.doc_date,
         )
 
 
@@ -135,42 +90,44 @@ class _Walker:
         )
 
     def flush(self) -> None:
+        if not self.buffer:
+            return
         text = normalize("".join(self.buffer))
         self.buffer.clear()
         if text:
             self.blocks.append(Block(text=text, section=self.section()))
 
-    def walk(self, node: Tag) -> None:
-        for child in node.children:
-            if isinstance(child, NavigableString):
-                if type(child) is NavigableString:  # not a comment, CDATA or doctype
-                    self.buffer.append(str(child))
+    def walk(self, root: Node) -> None:
+        """Block-level elements are entered (their text flushed before and after);
+        inline ones, headings, tables and code are taken whole, so no node is read twice."""
+        for item, entering in walk(root, lambda node: node.name not in _WHOLE):
+            if isinstance(item, str):
+                self.buffer.append(item)
                 continue
-            if not isinstance(child, Tag):
+            if not entering:
+                self.flush()
                 continue
-            name = child.name.lower()
+            name = item.name
             if name in _INLINE:
-                self.buffer.append(child.get_text())
+                self.buffer.append(text_of(item))
             elif name == "br":
                 self.buffer.append("\n")
             elif name in _HEADINGS:
                 self.flush()
-                heading = normalize(child.get_text(" "))
+                heading = normalize(text_of(item, " "))
                 if heading:
                     self._push(_HEADINGS[name], heading)
             elif name == "table":
                 self.flush()
-                table = _table_text(child)
+                table = table_text(item)
                 if table:
                     self.blocks.append(Block(text=table, section=self.section(), kind="table"))
             elif name == "pre":
                 self.flush()
-                code = normalize(child.get_text())
+                code = normalize(text_of(item))
                 if code:
                     self.blocks.append(Block(text=code, section=self.section(), kind="code"))
             else:
-                self.flush()
-                self.walk(child)
                 self.flush()
 
     def _push(self, level: int, text: str) -> None:
@@ -181,15 +138,3 @@ class _Walker:
         while self.headings and self.headings[-1][0] >= level:
             self.headings.pop()
         self.headings.append((level, text))
-
-
-def _table_text(table: Tag) -> str:
-    rows = []
-    caption = table.find("caption")
-    if caption:
-        rows.append(normalize(caption.get_text(" ")))
-    for row in table.find_all("tr"):
-        cells = [normalize(cell.get_text(" ")) for cell in row.find_all(["th", "td"])]
-        if any(cells):
-            rows.append(" | ".join(cells))
-    return "\n".join(rows)

@@ -11,6 +11,7 @@ import datetime as dt
 import re
 from typing import Any
 
+from ragline.cancel import checkpoint
 from ragline.domain import Block, DocType, ParsedDocument
 from ragline.errors import ParseError
 from ragline.ingest.parsers.text import paragraphs, title_from_name
@@ -19,7 +20,9 @@ from ragline.ingest.text import decode, normalize
 _ATX = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$")
 _SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+# Link text and target stop at the next bracket or parenthesis: a run of unclosed
+# brackets is then read in linear time, not retried from each one to the end.
+_LINK = re.compile(r"!?\[([^\[\]]*)\]\([^()]*\)")
 _EMPHASIS = re.compile(r"(\*\*|__)(.+?)\1")
 
 
@@ -84,7 +87,9 @@ class MarkdownParser:
 
         fence: str | None = None
         code: list[str] = []
-        for line in lines:
+        for number, line in enumerate(lines):
+            if number % 4096 == 0:
+                checkpoint()
             if fence is not None:
                 if line.strip().startswith(fence):
                     code_text = normalize("\n".join(code))

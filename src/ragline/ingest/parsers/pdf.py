@@ -2,8 +2,12 @@
 the document's warnings (a scanned page needs OCR, which this parser does not do).
 
 The text layer comes as wrapped lines. Running headers and footers (lines repeated at
-the top or bottom of most pages) are dropped, wrapped lines are joined back into
-paragraphs, and short title-like lines become section headings.
+the top or bottom of most pages, page numbers aside) are dropped where the page keeps
+other text, wrapped lines are joined back into paragraphs, and short title-like lines
+become section headings::
+
+    doc = PdfParser().parse(Path("manual.pdf").read_bytes(), name="manual.pdf")
+    [(b.page, b.section, b.text) for b in doc.blocks]
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import io
 import logging
 import re
 
+from ragline.cancel import checkpoint
 from ragline.domain import Block, DocType, ParsedDocument
 from ragline.errors import ParseError
 from ragline.ingest.parsers.markdown import parse_date
@@ -47,6 +52,7 @@ class PdfParser:
         texts: list[str | None] = []
         warnings: list[str] = []
         for number, page in enumerate(pages, start=1):
+            checkpoint()
             try:
                 text = normalize(page.extract_text() or "")
             except Exception as e:
@@ -95,17 +101,47 @@ def _metadata(reader: object) -> dict[str, str]:
     return out
 
 
+# A number counts as a page number when it is the page's index, give or take a few
+# (front matter numbered apart, a cover page left out).
+_PAGE_NUMBER_SLACK = 3
+_NUMBER = re.compile(r"\d+")
+
+
+def _edge_key(line: str, page: int) -> str:
+    """``line`` with its page numbers replaced by ``#``; other numbers are kept, so
+    that "Step 12" at the top of page 3 and "Step 13" at the top of page 4 differ."""
+
+    def replace(match: re.Match[str]) -> str:
+        number = int(match.group()) if len(match.group()) < 7 else -1
+        return "#" if abs(number - page) <= _PAGE_NUMBER_SLACK else match.group()
+
+    return _NUMBER.sub(replace, line)
+
+
 def _edge_lines(texts: list[str | None]) -> set[str]:
-    """Lines found first or last on at least half of the pages (and on two or more)."""
-    pages = [t.split("\n") for t in texts if t]
-    if len(pages) < 2:
-        return set()
+    """Keys of the lines found first or last on most pages with text (and on two or
+    more): running headers and footers."""
     counts: dict[str, int] = {}
-    for lines in pages:
+    pages = 0
+    for number, text in enumerate(texts, start=1):
+        if not text:
+            continue
+        pages += 1
+        lines = text.split("\n")
         for line in {lines[0], lines[-1]}:
-            key = re.sub(r"\d+", "#", line)
+            key = _edge_key(line, number)
             counts[key] = counts.get(key, 0) + 1
-    return {key for key, n in counts.items() if n >= 2 and n * 2 >= len(pages)}
+    return {key for key, n in counts.items() if n >= 2 and n * 2 > pages}
+
+
+def _kept_lines(lines: list[str], number: int, repeated: set[str], title: str | None) -> list[str]:
+    """The page's lines less its running header and footer, which go only when the
+    page keeps other text: a page's only lines are its content, never a header."""
+    last = len(lines) - 1
+    running = {i for i in {0, last} if _running(lines[i], number, repeated, title)}
+    if len(running) >= len(lines):
+        return lines
+    return [line for i, line in enumerate(lines) if i not in running]
 
 
 def _layout_blocks(texts: list[str | None]) -> list[Block]:
@@ -117,14 +153,11 @@ def _layout_blocks(texts: list[str | None]) -> list[Block]:
     blocks: list[Block] = []
     section: tuple[str, ...] = ()
     for number, text in enumerate(texts, start=1):
+        checkpoint()
         if not text:
             continue
-        lines = text.split("\n")
-        last = len(lines) - 1
         paragraph: list[str] = []
-        for i, line in enumerate(lines):
-            if i in (0, last) and _running(line, number, repeated, title):
-                continue
+        for line in _kept_lines(text.split("\n"), number, repeated, title):
             after_sentence = not paragraph or paragraph[-1].endswith((".", ":", "!", "?"))
             if after_sentence and looks_like_heading(line) and len(line) < short:
                 if paragraph:
@@ -143,7 +176,7 @@ def _layout_blocks(texts: list[str | None]) -> list[Block]:
 
 def _running(line: str, page: int, repeated: set[str], title: str | None) -> bool:
     """A running header or footer: repeated on most pages, or the title on a later page."""
-    if re.sub(r"\d+", "#", line) in repeated:
+    if _edge_key(line, page) in repeated:
         return True
     return page > 1 and title is not None and title in line
 

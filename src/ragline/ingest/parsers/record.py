@@ -25,6 +25,8 @@ class RecordParser:
             record: Any = json.loads(decode(data))
         except json.JSONDecodeError as e:
             raise ParseError(f"invalid JSON: {e}") from e
+        except RecursionError as e:
+            raise ParseError("the JSON is nested too deeply to read; flatten it") from e
         if not isinstance(record, dict):
             raise ParseError("a JSON document must be an object with a 'text' field")
         text = record.get("text", record.get("body"))
