@@ -54,10 +54,20 @@ class Watch:
     def cancelled(self) -> bool:
         return self._cancelled.is_set()
 
+    @property
+    def reason(self) -> str:
+        """Why the work was cancelled (meaningful once ``cancelled``)."""
+        return self._reason
+
+    @property
+    def expired(self) -> bool:
+        """Whether the deadline has passed."""
+        return self.deadline is not None and time.monotonic() > self.deadline
+
     def check(self) -> None:
         if self._cancelled.is_set():
             raise Cancelled(self._reason)
-        if self.deadline is not None and time.monotonic() > self.deadline:
+        if self.expired:
             raise self.error()
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -23,6 +24,7 @@ from tests.integration.service import (
     serve_in_thread,
     start_long_job,
     start_process,
+    wait_for,
 )
 from tests.integration.test_api import assert_indexed_once
 
@@ -162,3 +164,33 @@ def test_a_killed_worker_job_is_delivered_again_and_indexed_once(
     assert job["status"] == "succeeded", job
     assert job["attempts"] == 2, job
     assert_indexed_once(clean_db, ids["document_id"])
+
+
+def test_a_job_on_a_celery_worker_is_cancelled_within_seconds(
+    api: str, broker: str, clean_db: Engine
+) -> None:
+    """The worker polls the job's row while it runs: DELETE /v1/jobs/{id} stops it at
+    its next checkpoint (small write batches, so that one comes often)."""
+    client = client_for(api, clean_db, "acme")
+    worker = start_process(
+        ["worker", "--concurrency", "1"], {**worker_env(broker), "RAGLINE_WRITE_BATCH_SIZE": "4"}
+    )
+    try:
+        # The worker loads its model with its first job: a checkpoint comes after that.
+        warm = client.upload("tide.txt", b"Tide tables load at midnight.\n", "text/plain")
+        assert client.wait_job(warm.json()["job_id"], timeout=120)["status"] == "succeeded"
+        ids = start_long_job(client)
+        asked = time.monotonic()
+        assert client.delete(f"/v1/jobs/{ids['job_id']}").status_code == 202
+        job = wait_for(
+            lambda: (found := client.job(ids["job_id"]))["status"] != "running" and found,
+            timeout=60,
+            what="the job to stop",
+        )
+        took = time.monotonic() - asked
+        assert job["status"] == "cancelled", job
+        assert took < 5
+        after = client.upload("wiper.md", b"# Wiper\n\nIt parks at noon.\n", "text/markdown")
+        assert client.wait_job(after.json()["job_id"], timeout=120)["status"] == "succeeded"
+    finally:
+        stop(worker)

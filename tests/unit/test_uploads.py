@@ -1,15 +1,22 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 
 from ragline.api.errors import status_of
 from ragline.auth import Principal
 from ragline.config import Settings
-from ragline.errors import Forbidden, UnsupportedType, UploadTooLarge
+from ragline.errors import Forbidden, InvalidInput, UnsupportedType, UploadTooLarge
 from ragline.jobs.executor import JobExecutor
 from ragline.retry import Backoff
+from ragline.uploads.metadata import (
+    MAX_METADATA_BYTES,
+    MAX_METADATA_DEPTH,
+    check_metadata,
+    parse_metadata,
+)
 from ragline.uploads.names import parse_name, storage_key
 from ragline.uploads.service import _measure
 
@@ -87,3 +94,29 @@ def test_retry_backoff_doubles_up_to_its_cap_with_jitter() -> None:
 def test_unsafe_development_defaults_are_refused_in_production() -> None:
     with pytest.raises(ValueError, match="RAGLINE_AUTH_REQUIRED"):
         Settings(env="production", auth_required=False)
+
+
+def test_metadata_nested_thousands_deep_is_a_clear_422() -> None:
+    deep = '{"a": ' + "[" * 5000 + "]" * 5000 + "}"
+    with pytest.raises(InvalidInput) as raised:
+        parse_metadata(deep)
+    assert status_of(raised.value) == 422
+    assert f"deeper than {MAX_METADATA_DEPTH}" in str(raised.value)
+
+
+def test_metadata_depth_and_size_limits() -> None:
+    def nested(lists: int) -> str:
+        return "[" * lists + "1" + "]" * lists
+
+    assert parse_metadata('{"a": ' + nested(MAX_METADATA_DEPTH - 1) + "}")
+    with pytest.raises(InvalidInput):
+        parse_metadata('{"a": ' + nested(MAX_METADATA_DEPTH) + "}")
+    with pytest.raises(InvalidInput, match="over the limit"):
+        parse_metadata(json.dumps({"k": "x" * MAX_METADATA_BYTES}))
+    with pytest.raises(InvalidInput, match="JSON object"):
+        parse_metadata("[1]")
+    with pytest.raises(InvalidInput, match="not valid JSON"):
+        parse_metadata("{")
+    assert parse_metadata(None) == {}
+    with pytest.raises(InvalidInput):
+        check_metadata({"a": [[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]})

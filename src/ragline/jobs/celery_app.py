@@ -7,8 +7,11 @@
 Tasks take a job id and nothing else; the job's record in PostgreSQL says what to do
 and holds its state. They are idempotent (a document's chunks are replaced in one
 transaction, a finished job is skipped), which is why they acknowledge late: a worker
-killed mid-job leaves the message to be delivered again. Transient errors are
-retried with exponential backoff, up to RAGLINE_JOB_MAX_ATTEMPTS attempts.
+killed mid-job leaves the message to be delivered again, up to the job's attempts
+(a job that kills its worker every time then fails with that reason). Transient
+errors are retried with exponential backoff, up to RAGLINE_JOB_MAX_ATTEMPTS attempts.
+A job runs under the executor's watch (RAGLINE_JOB_TIME_LIMIT, cancellation polled
+by the worker), like an in-process one.
 
 Start a worker with ``ragline worker``; watch workers with Flower:
 ``celery --broker=$RAGLINE_BROKER_URL flower``.
@@ -68,7 +71,9 @@ def create_celery(settings: Settings, kinds: Sequence[JobKind] = ()) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_soft_time_limit=settings.job_time_limit,
+        # The job's own watch stops it at job_time_limit (at a checkpoint, with the
+        # reason); Celery's limits are the backstop for work that reaches none.
+        task_soft_time_limit=settings.job_time_limit + 10,
         task_time_limit=settings.job_time_limit + 30,
         broker_transport_options=_transport_options(settings),
         broker_connection_retry_on_startup=True,

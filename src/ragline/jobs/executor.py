@@ -9,6 +9,9 @@ The executor knows no kind of job itself: each layer that owns one declares a
 kinds it runs. Transient errors (``ragline.errors.is_transient``: the database or a
 source unreachable, a lock held) are retried with exponential backoff up to the
 job's ``max_attempts``; any other error fails the job with its reason.
+
+Each job runs under a ``ragline.cancel.Watch``: past RAGLINE_JOB_TIME_LIMIT its next
+checkpoint stops it and it fails (not retried); asked to stop, it ends ``cancelled``.
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ from typing import Any, TypeVar
 import structlog
 from sqlalchemy.engine import Engine
 
+from ragline.cancel import Watch, watching
 from ragline.config import Settings
 from ragline.db.engine import get_engine
-from ragline.errors import JobFailed, RaglineError, is_transient
+from ragline.errors import Cancelled, JobFailed, RaglineError, TimeLimitExceeded, is_transient
 from ragline.jobs.store import Job, JobStore
+from ragline.jobs.watcher import RunningJobs
 from ragline.logs import get_logger
 from ragline.metrics import JOBS_FINISHED
 from ragline.retry import Backoff
@@ -73,14 +78,21 @@ class JobProgress:
 
 class JobExecutor:
     """Runs jobs of ``kinds`` in this process. What handlers share (a pipeline and its
-    model, a file store) is built on first use by ``shared``."""
+    model, a file store) is built on first use by ``shared``. Requests to stop a
+    running job are looked for every ``cancel_poll`` seconds."""
 
     def __init__(
-        self, settings: Settings, engine: Engine | None = None, *, kinds: Iterable[JobKind]
+        self,
+        settings: Settings,
+        engine: Engine | None = None,
+        *,
+        kinds: Iterable[JobKind],
+        cancel_poll: float = 1.0,
     ) -> None:
         self.settings = settings
         self._engine = engine
         self.kinds = {kind.name: kind for kind in kinds}
+        self.cancel_poll = cancel_poll
         self._shared: dict[Callable[..., Any], Any] = {}
         self._shared_lock = threading.Lock()
 
@@ -91,6 +103,15 @@ class JobExecutor:
     @cached_property
     def jobs(self) -> JobStore:
         return JobStore(self.engine)
+
+    @cached_property
+    def running(self) -> RunningJobs:
+        """The jobs this executor runs now, their heartbeat and cancellation watched."""
+        return RunningJobs(
+            self.jobs,
+            poll=self.cancel_poll,
+            heartbeat_every=max(0.5, self.settings.job_lease_seconds / 3),
+        )
 
     @property
     def backoff_policy(self) -> Backoff:
@@ -124,12 +145,24 @@ class JobExecutor:
     def execute(self, job: Job) -> float | None:
         """Run a job that has begun; returns the delay before a retry, or None. Every
         log line written meanwhile, by this thread, carries the job id and tenant."""
-        with structlog.contextvars.bound_contextvars(
-            job_id=str(job.id), tenant=job.tenant, kind=job.kind
+        limit = self.settings.job_time_limit
+        watch = Watch.limit(
+            limit,
+            lambda: TimeLimitExceeded(
+                f"the job ran past its time limit of {limit} s (RAGLINE_JOB_TIME_LIMIT); "
+                "split the work or raise the limit"
+            ),
+        )
+        with (
+            structlog.contextvars.bound_contextvars(
+                job_id=str(job.id), tenant=job.tenant, kind=job.kind
+            ),
+            self.running.watch(job.id, watch),
+            watching(watch),
         ):
-            return self._execute(job)
+            return self._execute(job, watch)
 
-    def _execute(self, job: Job) -> float | None:
+    def _execute(self, job: Job, watch: Watch) -> float | None:
         kind = self.kinds.get(job.kind)
         started = time.perf_counter()
         try:
@@ -137,10 +170,19 @@ class JobExecutor:
                 raise JobFailed(f"unknown job kind {job.kind!r}")
             log.info("job_started", attempt=job.attempts)
             result = kind.handler(self, job)
-        except JobFailed as e:
-            self._fail(job, str(e), e.result)
-            return None
         except Exception as e:
+            # However the handler reported it, a job stopped by its watch ends for that
+            # reason: cancelled, or failed for its time limit, and never retried.
+            partial = e.result if isinstance(e, JobFailed) else None
+            if watch.cancelled or isinstance(e, Cancelled):
+                self._cancel(job, watch.reason if watch.cancelled else str(e), partial, started)
+                return None
+            if watch.expired:
+                self._fail(job, str(watch.error()), partial)
+                return None
+            if isinstance(e, JobFailed):
+                self._fail(job, str(e), e.result)
+                return None
             if is_transient(e):
                 return self._retry(job, f"{type(e).__name__}: {e}")
             if not isinstance(e, RaglineError):
@@ -164,6 +206,11 @@ class JobExecutor:
         log.error("job_failed", attempt=job.attempts, reason=reason)
         JOBS_FINISHED.labels(kind=job.kind, status="failed").inc()
         return None
+
+    def _cancel(self, job: Job, reason: str, result: dict[str, Any] | None, started: float) -> None:
+        self.jobs.cancel(job.id, reason, result)
+        log.info("job_cancelled", reason=reason, seconds=round(time.perf_counter() - started, 3))
+        JOBS_FINISHED.labels(kind=job.kind, status="cancelled").inc()
 
     def _fail(self, job: Job, reason: str, result: dict[str, Any] | None) -> None:
         self.jobs.fail(job.id, reason, result)

@@ -6,9 +6,12 @@ take queued jobs from PostgreSQL and run them with the same code as a Celery wor
     runner.wake()           # a job was queued: look now rather than at the next poll
     runner.stop()
 
-A running job's heartbeat is refreshed every few seconds. Jobs left running by a
-server that stopped (their heartbeat older than ``lease`` seconds) are queued again,
-at start and then periodically; a clean stop queues its own running jobs at once.
+A running job's heartbeat is refreshed every few seconds, and a request to stop it is
+seen within about a second (``JobExecutor.running``). Jobs left running by a server
+that stopped (their heartbeat older than ``lease`` seconds) are queued again, at start
+and then periodically, unless that was their last attempt: a job that stops its
+server every time (runs it out of memory, say) fails with that reason rather than
+being taken over for ever. A clean stop queues its own running jobs at once.
 """
 
 from __future__ import annotations
@@ -38,8 +41,6 @@ class JobRunner:
         self.worker = f"{WORKER_PREFIX}{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._stopping = threading.Event()
         self._wake = threading.Event()
-        self._running: set[uuid.UUID] = set()
-        self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
 
     @property
@@ -53,7 +54,7 @@ class JobRunner:
             for n in range(self.threads)
         ]
         self._threads.append(
-            threading.Thread(target=self._keep_alive, name="ragline-job-heartbeat", daemon=True)
+            threading.Thread(target=self._keep_alive, name="ragline-job-recovery", daemon=True)
         )
         for thread in self._threads:
             thread.start()
@@ -94,24 +95,16 @@ class JobRunner:
             self._run(job)
 
     def _run(self, job: Job) -> None:
-        with self._lock:
-            self._running.add(job.id)
         try:
             # A retry is scheduled in the job's run_after: claim_next honours it.
             self.executor.execute(job)
         except Exception as e:  # the database failed while recording the outcome
             log.error("job_runner_error", job_id=str(job.id), error=str(e))
-        finally:
-            with self._lock:
-                self._running.discard(job.id)
 
     def _keep_alive(self) -> None:
         interval = max(0.5, self.lease / 3)
         while not self._stopping.wait(interval):
             try:
-                with self._lock:
-                    running = list(self._running)
-                self.executor.jobs.heartbeat(running)
                 self._recover()
             except Exception as e:
-                log.warning("job_heartbeat_failed", error=str(e))
+                log.warning("job_recovery_failed", error=str(e))

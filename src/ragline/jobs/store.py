@@ -5,9 +5,11 @@
     job = jobs.begin(job.id, worker="celery@host")   # None once it has finished
     jobs.succeed(job.id, result={...})
 
-A job is queued, running, succeeded, failed, or retrying (waiting to run again after a
-transient error). Every start counts an attempt; after ``max_attempts`` a transient
-error fails the job for good.
+A job is queued, running, succeeded, failed, cancelled, or retrying (waiting to run
+again after a transient error). Every start counts an attempt, a start that a stopped
+worker never finished included: after ``max_attempts`` a transient error, or one more
+interruption, fails the job for good. ``request_cancel`` cancels a waiting job at once
+and asks whoever runs a running one to stop it (``cancel_requests``).
 """
 
 from __future__ import annotations
@@ -21,8 +23,16 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-JobStatus = Literal["queued", "running", "succeeded", "failed", "retrying"]
-JOB_STATES: tuple[JobStatus, ...] = ("queued", "running", "succeeded", "failed", "retrying")
+JobStatus = Literal["queued", "running", "succeeded", "failed", "retrying", "cancelled"]
+JOB_STATES: tuple[JobStatus, ...] = (
+    "queued",
+    "running",
+    "succeeded",
+    "failed",
+    "retrying",
+    "cancelled",
+)
+FINISHED: tuple[JobStatus, ...] = ("succeeded", "failed", "cancelled")
 
 # Each kind of job names the queue it runs on, so that a backlog of one kind (a big
 # scheduled sync) does not hold up another (a user waiting on an upload). Workers
@@ -78,6 +88,14 @@ class Job:
 
 def _job(row: Any) -> Job:
     return Job(**row)
+
+
+# The reason a job fails with when its worker stopped while running its last attempt.
+_INTERRUPTED = (
+    "'interrupted ' || attempts || ' times (its worker stopped while running it); it is "
+    "not run again: find out what stops the worker (memory, a time limit, a restart) "
+    "before queueing it again' || coalesce('; last error: ' || error, '')"
+)
 
 
 def create_job(
@@ -190,6 +208,31 @@ def waiting_by(
     return {str(ref): (int(jobs), int(count)) for ref, jobs, count in rows}
 
 
+def request_cancel(conn: sa.Connection, job_id: uuid.UUID, reason: str) -> Job | None:
+    """Cancel a job that waits to run, at once; record a request to stop a running one
+    (whoever runs it stops it within about a second, at its next checkpoint). In the
+    caller's transaction; returns the job as it now is (a finished one unchanged), None
+    when there is no such job."""
+    row = conn.execute(
+        sa.text(
+            f"""
+            UPDATE jobs SET
+                status = CASE WHEN status = 'running' THEN status ELSE 'cancelled' END,
+                error = CASE WHEN status = 'running' THEN error ELSE :reason END,
+                finished_at = CASE WHEN status = 'running' THEN finished_at ELSE now() END,
+                cancel_requested_at = coalesce(cancel_requested_at, now()),
+                cancel_reason = coalesce(cancel_reason, :reason),
+                updated_at = now()
+            WHERE id = :id AND status IN ('queued', 'retrying', 'running')
+            RETURNING {_COLUMNS}
+            """
+        ),
+        {"id": job_id, "reason": reason},
+    ).mappings()
+    found = row.first()
+    return _job(found) if found is not None else get_job(conn, job_id)
+
+
 def list_jobs(
     conn: sa.Connection, *, status: JobStatus | None = None, limit: int = 50
 ) -> list[Job]:
@@ -216,11 +259,25 @@ class JobStore:
 
     def begin(self, job_id: uuid.UUID, *, worker: str) -> Job | None:
         """Start an attempt. None when the job is unknown or already finished (a
-        duplicate delivery); a job marked running was interrupted and runs again."""
+        duplicate delivery). A job marked running was interrupted: it runs again, unless
+        it was asked to stop (it ends cancelled) or has used its attempts (it fails)."""
+        self._update(
+            f"""
+            UPDATE jobs SET
+                status = CASE WHEN cancel_requested_at IS NULL THEN 'failed'
+                              ELSE 'cancelled' END,
+                error = CASE WHEN cancel_requested_at IS NULL THEN {_INTERRUPTED}
+                             ELSE cancel_reason END,
+                finished_at = now(), updated_at = now()
+            WHERE id = :id AND status = 'running'
+              AND (cancel_requested_at IS NOT NULL OR attempts >= max_attempts)
+            """,
+            {"id": job_id},
+        )
         return self._update(
             """
             UPDATE jobs SET status = 'running', attempts = attempts + 1, worker = :worker,
-                started_at = now(), heartbeat_at = now(), updated_at = now(), error = NULL
+                started_at = now(), heartbeat_at = now(), updated_at = now()
             WHERE id = :id AND status IN ('queued', 'retrying', 'running')
             """,
             {"id": job_id, "worker": worker},
@@ -231,7 +288,7 @@ class JobStore:
         return self._update(
             """
             UPDATE jobs SET status = 'running', attempts = attempts + 1, worker = :worker,
-                started_at = now(), heartbeat_at = now(), updated_at = now(), error = NULL
+                started_at = now(), heartbeat_at = now(), updated_at = now()
             WHERE id = (
                 SELECT id FROM jobs
                 WHERE status IN ('queued', 'retrying') AND run_after <= now()
@@ -257,6 +314,9 @@ class JobStore:
 
     def fail(self, job_id: uuid.UUID, error: str, result: dict[str, Any] | None = None) -> None:
         self._finish(job_id, "failed", error, result)
+
+    def cancel(self, job_id: uuid.UUID, reason: str, result: dict[str, Any] | None = None) -> None:
+        self._finish(job_id, "cancelled", reason, result)
 
     def _finish(self, job_id: uuid.UUID, status: JobStatus, error: str | None, result: Any) -> None:
         self._update(
@@ -285,6 +345,20 @@ class JobStore:
         )
         return job is not None and job.status == "retrying"
 
+    def cancel_requests(self, job_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+        """Of the running jobs ``job_ids``, those asked to stop, with the reason."""
+        if not job_ids:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT id, cancel_reason FROM jobs WHERE id = ANY(:ids) "
+                    "AND status = 'running' AND cancel_requested_at IS NOT NULL"
+                ),
+                {"ids": job_ids},
+            ).all()
+        return {row.id: row.cancel_reason or "cancelled" for row in rows}
+
     def heartbeat(self, job_ids: list[uuid.UUID]) -> None:
         if not job_ids:
             return
@@ -300,18 +374,29 @@ class JobStore:
     def requeue(self, *, worker_like: str, stale_after: float | None = None) -> int:
         """Put back in the queue the running jobs of workers matching ``worker_like`` (a
         LIKE pattern) whose heartbeat is older than ``stale_after`` seconds (any, when
-        None): their runner stopped while running them."""
+        None): their runner stopped while running them. A job asked to stop ends
+        cancelled instead; one whose lease ran out on its last attempt fails."""
         with self.engine.begin() as conn:
             result = conn.execute(
                 sa.text(
-                    """
-                    UPDATE jobs SET status = 'queued', run_after = now(), updated_at = now()
+                    f"""
+                    UPDATE jobs SET
+                        status = CASE WHEN cancel_requested_at IS NOT NULL THEN 'cancelled'
+                                      WHEN :lapsed AND attempts >= max_attempts THEN 'failed'
+                                      ELSE 'queued' END,
+                        error = CASE WHEN cancel_requested_at IS NOT NULL THEN cancel_reason
+                                     WHEN :lapsed AND attempts >= max_attempts
+                                     THEN {_INTERRUPTED} ELSE error END,
+                        finished_at = CASE WHEN cancel_requested_at IS NOT NULL
+                                             OR (:lapsed AND attempts >= max_attempts)
+                                           THEN now() END,
+                        run_after = now(), updated_at = now()
                     WHERE status = 'running' AND worker LIKE :worker
                       AND (CAST(:stale AS float8) IS NULL
                            OR heartbeat_at < now() - make_interval(secs => :stale))
                     """
                 ),
-                {"worker": worker_like, "stale": stale_after},
+                {"worker": worker_like, "stale": stale_after, "lapsed": stale_after is not None},
             )
             return result.rowcount
 

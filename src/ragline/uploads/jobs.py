@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from ragline.config import Settings
-from ragline.errors import JobFailed
+from ragline.errors import JobFailed, is_transient
 from ragline.ingest.pipeline import shared_pipeline
 from ragline.jobs.executor import JobExecutor, JobKind
 from ragline.jobs.store import Job
@@ -33,9 +33,20 @@ def index_upload(executor: JobExecutor, job: Job) -> dict[str, Any]:
     source = UploadSource(
         engine, executor.shared(_filestore), tenant=job.tenant, upload_id=upload_id
     )
-    report = executor.shared(shared_pipeline).sync(
-        source, collection=upload.collection, tenant=job.tenant, progress=executor.progress(job)
-    )
+    try:
+        report = executor.shared(shared_pipeline).sync(
+            source,
+            collection=upload.collection,
+            tenant=job.tenant,
+            progress=executor.progress(job),
+        )
+    except Exception as e:
+        # Stopped (cancelled, past its time limit) or failed for good: say so on the
+        # upload too; a transient error leaves it indexing, to be retried.
+        if not is_transient(e):
+            with engine.begin() as conn:
+                set_status(conn, job.tenant, upload_id, "failed", str(e) or type(e).__name__)
+        raise
     result = report.as_dict()
     status, error = ("indexed", None)
     if report.failures:

@@ -4,7 +4,7 @@
     upload, job = service.accept(principal, fileobj, filename="manual.pdf",
                                  content_type="application/pdf", collection="uploads")
     service.get(principal, upload.id)       # with its indexing state
-    service.delete(principal, upload.id)    # file, chunks and ledger row go
+    service.delete(principal, upload.id)    # its job cancelled; file, chunks and ledger row go
 
 Every read and write here runs in the tenant's scope (row-level security applies).
 The upload's ledger row has ``doc_id`` = the upload id, so a search can be limited to
@@ -14,12 +14,15 @@ one upload with the ``document_id`` filter.
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from pathlib import PurePosixPath
 from typing import Any, BinaryIO
 
+from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
 
+from ragline.audit import record
 from ragline.auth import Principal
 from ragline.config import Settings
 from ragline.db.locks import try_xact_lock
@@ -34,11 +37,15 @@ from ragline.errors import (
 )
 from ragline.ingest.ledger import delete_documents, document_ids, source_lock_key
 from ragline.jobs.dispatch import Dispatcher
-from ragline.jobs.store import Job, JobStore, create_job
+from ragline.jobs.store import Job, JobStore, create_job, request_cancel
 from ragline.uploads.filestore import FileStore
 from ragline.uploads.jobs import INDEX_UPLOAD
+from ragline.uploads.metadata import check_metadata
 from ragline.uploads.names import parse_name, storage_key, upload_source_name
 from ragline.uploads.store import Upload, get_upload, insert_upload, list_uploads, mark_deleted
+
+# How long a deletion waits for the indexing job it cancelled to let go of the document.
+CANCEL_WAIT_SECONDS = 10.0
 
 
 def _has_nul(value: object) -> bool:
@@ -121,6 +128,7 @@ class UploadService:
             raise InvalidInput(
                 "the file name, collection and metadata cannot contain NUL (\\u0000) characters"
             )
+        check_metadata(metadata)
         parse_name(filename, content_type)
         size, sha256 = _measure(data, self.settings.max_upload_bytes)
         if size == 0:
@@ -178,21 +186,50 @@ class UploadService:
             return list_uploads(conn, collection=collection, limit=limit, offset=offset)
 
     def delete(self, principal: Principal, upload_id: uuid.UUID) -> None:
-        """Remove the file, the chunks and the upload; the ledger row is kept, deleted.
-        Refused (Conflict) while the upload's indexing job holds its lock."""
+        """Cancel the upload's indexing job if it waits or runs, then remove the file,
+        the chunks and the upload; the ledger row is kept, deleted. A running job is
+        waited for (it stops at its next checkpoint, within seconds); Conflict when it
+        still holds the document after ``CANCEL_WAIT_SECONDS``."""
         principal.require("writer")
         tenant = principal.tenant
         with tenant_scope(self.engine, tenant) as conn:
+            upload = get_upload(conn, upload_id)
+            if upload is None or upload.status == "deleted":
+                raise NotFound(f"no document {upload_id}")
+            job = None
+            if upload.job_id is not None:
+                reason = f"cancelled: its document was deleted by {principal.actor}"
+                job = request_cancel(conn, upload.job_id, reason)
+        wait = CANCEL_WAIT_SECONDS if job is not None and job.status == "running" else 0.0
+        key = source_lock_key(tenant, upload.collection, upload_source_name(upload_id))
+        with tenant_scope(self.engine, tenant) as conn:
+            if not _lock_within(conn, key, wait):
+                asked = " was asked to stop, and" if wait else ""
+                raise Conflict(
+                    f"document {upload_id} is being indexed: its job {upload.job_id}{asked} "
+                    "still holds it; delete the document again once the job has ended"
+                )
             upload = get_upload(conn, upload_id, lock=True)
             if upload is None or upload.status == "deleted":
                 raise NotFound(f"no document {upload_id}")
-            key = source_lock_key(tenant, upload.collection, upload_source_name(upload_id))
-            locked = try_xact_lock(conn, key)
-            if not locked:
-                raise Conflict(
-                    f"document {upload_id} is being indexed; delete it once its job "
-                    f"{upload.job_id} has finished"
-                )
             delete_documents(conn, document_ids(conn, upload.collection, [str(upload_id)]))
             storage = mark_deleted(conn, upload_id)
+            record(
+                conn,
+                tenant=tenant,
+                actor=principal.actor,
+                action="document.delete",
+                target=str(upload_id),
+                details={"collection": upload.collection, "filename": upload.filename},
+            )
         self.filestore.delete(storage)
+
+
+def _lock_within(conn: Connection, key: str, seconds: float) -> bool:
+    """Take the document's lock for ``conn``'s transaction, waiting up to ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not try_xact_lock(conn, key):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+    return True

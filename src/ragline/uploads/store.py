@@ -16,10 +16,21 @@ from typing import Any
 
 import sqlalchemy as sa
 
+# An upload whose indexing job was cancelled before it could say so itself (while it
+# waited to run) shows as failed, with the job's reason.
 UPLOAD_COLUMNS = (
     "u.id, u.tenant, u.collection, u.filename, u.content_type, u.size_bytes, u.sha256, u.metadata, "
-    "u.uploaded_by, u.status, u.error, u.job_id, u.created_at, u.updated_at, "
-    "d.chunk_count, d.last_error"
+    "u.uploaded_by, "
+    "CASE WHEN j.status = 'cancelled' AND u.status IN ('queued', 'indexing') THEN 'failed' "
+    "ELSE u.status END AS status, "
+    "CASE WHEN j.status = 'cancelled' AND u.status IN ('queued', 'indexing') THEN j.error "
+    "ELSE u.error END AS error, "
+    "u.job_id, u.created_at, u.updated_at, d.chunk_count, d.last_error"
+)
+_JOINS = (
+    "LEFT JOIN documents d ON d.tenant = u.tenant "
+    "AND d.collection = u.collection AND d.doc_id = u.id::text "
+    "LEFT JOIN jobs j ON j.id = u.job_id"
 )
 
 
@@ -110,9 +121,7 @@ def get_upload(conn: sa.Connection, upload_id: uuid.UUID, *, lock: bool = False)
         conn.execute(
             sa.text(
                 f"""
-                SELECT {UPLOAD_COLUMNS} FROM uploads u
-                LEFT JOIN documents d ON d.tenant = u.tenant
-                     AND d.collection = u.collection AND d.doc_id = u.id::text
+                SELECT {UPLOAD_COLUMNS} FROM uploads u {_JOINS}
                 WHERE u.id = :id {"FOR UPDATE OF u" if lock else ""}
                 """
             ),
@@ -130,9 +139,7 @@ def list_uploads(
     rows = conn.execute(
         sa.text(
             f"""
-            SELECT {UPLOAD_COLUMNS} FROM uploads u
-            LEFT JOIN documents d ON d.tenant = u.tenant
-                 AND d.collection = u.collection AND d.doc_id = u.id::text
+            SELECT {UPLOAD_COLUMNS} FROM uploads u {_JOINS}
             WHERE u.status <> 'deleted'
               AND (CAST(:collection AS text) IS NULL OR u.collection = :collection)
             ORDER BY u.created_at DESC, u.id LIMIT :limit OFFSET :offset

@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from ragline.api.deps import ReaderDep, ServicesDep
 from ragline.api.schemas import DocumentList, DocumentOut, UploadAccepted
-from ragline.errors import InvalidInput
 from ragline.logs import get_logger
+from ragline.uploads.metadata import parse_metadata
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
 log = get_logger(__name__)
-
-
-def _metadata(raw: str | None) -> dict[str, Any]:
-    if not raw:
-        return {}
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as e:
-        raise InvalidInput(f"metadata is not valid JSON: {e}") from e
-    if not isinstance(value, dict):
-        raise InvalidInput("metadata must be a JSON object")
-    return value
 
 
 @router.post("", status_code=202, response_model=UploadAccepted)
@@ -46,7 +33,7 @@ async def upload_document(
         filename=file.filename or "",
         content_type=file.content_type or "",
         collection=collection,
-        metadata=_metadata(metadata),
+        metadata=parse_metadata(metadata),
     )
     log.info("document_uploaded", document_id=str(upload.id), job_id=str(job.id))
     return UploadAccepted(document_id=str(upload.id), job_id=str(job.id))
@@ -73,5 +60,6 @@ def get_document(
 
 @router.delete("/{document_id}", status_code=204)
 def delete_document(document_id: uuid.UUID, principal: ReaderDep, services: ServicesDep) -> None:
-    """Remove the file, its chunks and its record (the ledger keeps it as deleted)."""
+    """Remove the file, its chunks and its record (the ledger keeps it as deleted). Its
+    indexing job, waiting or running, is cancelled first (writer)."""
     services.uploads.delete(principal, document_id)
