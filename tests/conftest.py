@@ -1,5 +1,9 @@
 """Shared fixtures: one embedded PostgreSQL (pgserver, with pgvector) and one embedding
-model for the whole session; a clean database for every test that asks for one."""
+model for the whole session; a clean database for every test that asks for one.
+
+``engine`` and ``clean_db`` connect as the tables' owner, so that a test may empty,
+break and repair the schema; ``service_engine`` is what the service itself (and every
+process a test starts) connects as: a role that row-level security binds."""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ragline.config import Settings, get_settings
-from ragline.db.engine import get_engine
+from ragline.db.engine import get_engine, owner_engine
 from ragline.embedding.base import Embedder
 from ragline.embedding.factory import get_embedder
 from ragline.ingest.pipeline import Pipeline
@@ -49,6 +53,13 @@ def settings(ragline_home: Path) -> Settings:
 
 @pytest.fixture(scope="session")
 def engine(settings: Settings) -> Engine:
+    """The owner's engine: schema work and fixtures, never bound by row-level security."""
+    return owner_engine(settings)
+
+
+@pytest.fixture(scope="session")
+def service_engine(settings: Settings) -> Engine:
+    """The service's engine (``get_engine``), as the API, the CLI and workers use it."""
     return get_engine(settings)
 
 

@@ -24,7 +24,7 @@ from tests.integration.service import Client, client_for, serve_in_thread
 # seeded in). ``test_every_table_with_row_level_security_is_checked`` keeps it whole.
 TENANT_TABLES = (
     *("documents", "chunks", "postings", "bm25_stats", "sync_runs", "uploads", "jobs"),
-    *("conversations", "answers", "feedback", "answer_cache", "sources"),
+    *("conversations", "answers", "feedback", "answer_cache", "sources", "embedding_cache"),
 )
 # One valid row of each table for ``:tenant``. ``:key`` and ``:uid`` are new for every
 # row; ``:document``, ``:chunk``, ``:conversation`` and ``:answer`` name parent rows of
@@ -53,8 +53,13 @@ TENANT_ROWS = {
     "answer_cache": "INSERT INTO answer_cache (tenant, key, answer) VALUES (:tenant, :key, '{}')",
     "sources": "INSERT INTO sources (id, tenant, name, kind, collection, environments) "
     "VALUES (:uid, :tenant, :key, 'filesystem', 'c', ARRAY['dev'])",
+    "embedding_cache": "INSERT INTO embedding_cache (tenant, model, sha256, embedding) "
+    "VALUES (:tenant, 'm', :uid, array_fill(0.1::real, ARRAY[CAST(:dim AS integer)])::vector)",
 }
 PARENTS = {"documents": "document", "chunks": "chunk", "conversations": "conversation"}
+# Tables the service reads across tenants only: keys and rate buckets are looked up
+# before the tenant is known, the operator's policies and audit log are the operator's.
+SYSTEM_TABLES = ("api_keys", "rate_buckets", "tenant_policies", "audit_log")
 
 
 @pytest.fixture(scope="module")
@@ -118,10 +123,10 @@ def test_another_tenant_cannot_read_search_delete_or_detect(
 
 
 def test_row_level_security_stops_a_query_that_bypasses_the_repository(
-    tenants: tuple[Client, Client, str, str], clean_db: Engine
+    tenants: tuple[Client, Client, str, str], service_engine: Engine
 ) -> None:
     _, _, document_id, _ = tenants
-    with tenant_scope(clean_db, "tenant-b") as conn:
+    with tenant_scope(service_engine, "tenant-b") as conn:
         for table in TENANT_TABLES:
             leaked = conn.execute(
                 sa.text(f"SELECT count(*) FROM {table} WHERE tenant = 'tenant-a'")
@@ -139,7 +144,7 @@ def test_row_level_security_stops_a_query_that_bypasses_the_repository(
         conn.rollback()
     with (
         pytest.raises(sa.exc.ProgrammingError, match="row-level security"),
-        tenant_scope(clean_db, "tenant-b") as conn,
+        tenant_scope(service_engine, "tenant-b") as conn,
     ):
         conn.execute(
             sa.text(
@@ -147,12 +152,15 @@ def test_row_level_security_stops_a_query_that_bypasses_the_repository(
                 "VALUES (gen_random_uuid(), 'tenant-a', 'index_upload', 'ingest', 'queued', 1)"
             )
         )
+    with tenant_scope(service_engine, "tenant-b") as conn:
+        # The clients' keys exist, but no tenant scope sees a key, its own included.
+        assert conn.execute(sa.text("SELECT count(*) FROM api_keys")).scalar_one() == 0
     with (
         pytest.raises(sa.exc.ProgrammingError, match="permission denied"),
-        tenant_scope(clean_db, "tenant-b") as conn,
+        tenant_scope(service_engine, "tenant-b") as conn,
     ):
-        conn.execute(sa.text("SELECT * FROM api_keys"))
-    with tenant_scope(clean_db, "tenant-a") as conn:
+        conn.execute(sa.text("TRUNCATE chunks"))
+    with tenant_scope(service_engine, "tenant-a") as conn:
         assert (
             conn.execute(
                 sa.text("SELECT count(*) FROM documents WHERE doc_id = :id"), {"id": document_id}
@@ -266,20 +274,24 @@ def test_every_table_with_row_level_security_is_checked(engine: Engine) -> None:
                 "WHERE relrowsecurity AND relnamespace = 'public'::regnamespace"
             )
         ).scalars()
-        assert set(enabled) == set(TENANT_TABLES)
+        assert set(enabled) == {*TENANT_TABLES, *SYSTEM_TABLES}
     assert set(TENANT_ROWS) == set(TENANT_TABLES)
 
 
 @pytest.mark.parametrize("table", TENANT_TABLES)
 def test_row_level_security_on(
-    table: str, both_tenants: dict[str, dict[str, Any]], clean_db: Engine
+    table: str,
+    both_tenants: dict[str, dict[str, Any]],
+    clean_db: Engine,
+    service_engine: Engine,
 ) -> None:
+    """The service's own role, with no SET ROLE, sees and writes one tenant's rows."""
     before = _counts(clean_db, table)
     assert before.get("a", 0) >= 1
     assert before.get("b", 0) >= 1
     refused = pytest.raises(sa.exc.ProgrammingError, match="row-level security")
 
-    with tenant_scope(clean_db, "a") as conn:
+    with tenant_scope(service_engine, "a") as conn:
         seen = conn.execute(sa.text(f"SELECT tenant FROM {table}")).scalars().all()
         assert seen == ["a"] * before["a"]
         named = f"SELECT count(*) FROM {table} WHERE tenant = 'b'"
@@ -288,7 +300,7 @@ def test_row_level_security_on(
         assert conn.execute(sa.text(f"{update} WHERE tenant = 'b'")).rowcount == 0
         assert conn.execute(sa.text(update)).rowcount == before["a"]  # its own rows only
         assert conn.execute(sa.text(f"DELETE FROM {table} WHERE tenant = 'b'")).rowcount == 0
-    with refused, tenant_scope(clean_db, "a") as conn:  # nor hand its rows to b
+    with refused, tenant_scope(service_engine, "a") as conn:  # nor hand its rows to b
         conn.execute(sa.text(f"UPDATE {table} SET tenant = 'b'"))
     assert _counts(clean_db, table) == before
 
@@ -297,6 +309,6 @@ def test_row_level_security_on(
     with clean_db.connect() as conn, conn.begin() as transaction:
         conn.execute(sa.text(TENANT_ROWS[table]), row)
         transaction.rollback()
-    with refused, tenant_scope(clean_db, "a") as conn:
+    with refused, tenant_scope(service_engine, "a") as conn:
         conn.execute(sa.text(TENANT_ROWS[table]), row)
     assert _counts(clean_db, table) == before

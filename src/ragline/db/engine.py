@@ -1,15 +1,24 @@
-"""Database engine: the configured PostgreSQL, or the embedded one.
+"""Database engines: the configured PostgreSQL, or the embedded one.
 
-from ragline.db.engine import get_engine
+The service connects as a login role that does not own the tables, so row-level
+security binds every query it makes; the schema is migrated by the owner (the embedded
+server's superuser, or ``RAGLINE_DATABASE_OWNER_URL``) before the first connection::
 
-engine = get_engine()          # migrated to the latest schema on first use
-with engine.begin() as conn:
-    ...
+    from ragline.db.engine import get_engine, owner_engine
+
+    engine = get_engine()          # the service's role; migrated on first use
+    with engine.begin() as conn:   # the system scope: every tenant (see tenancy.py)
+        ...
+    owner_engine()                 # the owner: migrations, schema changes, tests
+
+With only ``RAGLINE_DATABASE_URL`` set, that one role migrates and serves, and the
+service logs a warning: row-level security then binds it only inside ``tenant_scope``.
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,38 +26,81 @@ from pgvector.psycopg import register_vector
 from sqlalchemy.engine import Engine, make_url
 
 from ragline.config import Settings, get_settings
-from ragline.db.embedded import embedded_url
+from ragline.db.embedded import embedded_urls
 from ragline.db.migrate import upgrade
+from ragline.db.tenancy import RLS_BINDS, SYSTEM_SCOPE
 from ragline.errors import DatabaseError
+from ragline.logs import get_logger
 from ragline.modelspec import model_spec
 
+log = get_logger(__name__)
+
 _lock = threading.Lock()
-_engines: dict[str, Engine] = {}
+_engines: dict[tuple[str, str], Engine] = {}
+
+# Whether the connected role is exempt from row-level security on ragline's tables:
+# a superuser, a BYPASSRLS role, or a member of the tables' owner.
+_EXEMPT = sa.text(
+    """
+    SELECT r.rolsuper OR r.rolbypassrls
+           OR pg_has_role(current_user, c.relowner, 'USAGE')
+    FROM pg_roles r, pg_class c
+    WHERE r.rolname = current_user AND c.oid = 'public.documents'::regclass
+    """
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseUrls:
+    """Where the service connects (``service``) and who migrates (``owner``)."""
+
+    service: str
+    owner: str
+
+
+def database_urls(settings: Settings) -> DatabaseUrls:
+    if settings.database_url is None:
+        embedded = embedded_urls(settings.home)
+        return DatabaseUrls(service=embedded.service, owner=embedded.owner)
+    service = _psycopg_url(settings.database_url, "RAGLINE_DATABASE_URL")
+    if settings.database_owner_url is None:
+        return DatabaseUrls(service=service, owner=service)
+    return DatabaseUrls(
+        service=service,
+        owner=_psycopg_url(settings.database_owner_url, "RAGLINE_DATABASE_OWNER_URL"),
+    )
 
 
 def database_url(settings: Settings) -> str:
-    if settings.database_url is None:
-        return embedded_url(settings.home)
-    url = make_url(settings.database_url)
-    if url.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
-        url = url.set(drivername="postgresql+psycopg")
-    if url.drivername != "postgresql+psycopg":
-        raise DatabaseError(
-            "RAGLINE_DATABASE_URL must be a PostgreSQL URL (postgresql://...), "
-            f"got {url.drivername}"
-        )
-    return url.render_as_string(hide_password=False)
+    """The URL the service connects with."""
+    return database_urls(settings).service
 
 
 def get_engine(settings: Settings | None = None) -> Engine:
-    """The engine for ``settings`` (cached per URL), with the schema brought up to date."""
+    """The service's engine for ``settings`` (cached per URL), with the schema brought
+    up to date. Its connections start in the system scope (``tenancy.py``)."""
     settings = settings or get_settings()
-    url = database_url(settings)
+    urls = database_urls(settings)
     with _lock:
-        engine = _engines.get(url)
+        engine = _engines.get(("service", urls.service))
         if engine is None:
-            engine = _create(url, settings)
-            _engines[url] = engine
+            _migrate(urls.owner, settings)
+            engine = _create(urls.service, settings, service=True)
+            _engines[("service", urls.service)] = engine
+    return engine
+
+
+def owner_engine(settings: Settings | None = None) -> Engine:
+    """An engine of the tables' owner, for migrations and schema work (never for
+    requests): row-level security does not bind it outside ``tenant_scope``."""
+    settings = settings or get_settings()
+    urls = database_urls(settings)
+    with _lock:
+        engine = _engines.get(("owner", urls.owner))
+        if engine is None:
+            _migrate(urls.owner, settings)
+            engine = _create(urls.owner, settings, service=False)
+            _engines[("owner", urls.owner)] = engine
     return engine
 
 
@@ -59,26 +111,70 @@ def dispose_engines() -> None:
         _engines.clear()
 
 
-def _create(url: str, settings: Settings) -> Engine:
-    bootstrap = sa.create_engine(url, poolclass=sa.pool.NullPool)
+def _psycopg_url(value: str, name: str) -> str:
+    url = make_url(value)
+    if url.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
+        url = url.set(drivername="postgresql+psycopg")
+    if url.drivername != "postgresql+psycopg":
+        raise DatabaseError(
+            f"{name} must be a PostgreSQL URL (postgresql://...), got {url.drivername}"
+        )
+    return url.render_as_string(hide_password=False)
+
+
+def _unreachable(url: str, e: sa.exc.OperationalError) -> DatabaseError:
+    return DatabaseError(
+        f"cannot connect to PostgreSQL at {make_url(url).render_as_string()}: {e.orig}. "
+        "Check RAGLINE_DATABASE_URL (and RAGLINE_DATABASE_OWNER_URL), or unset them to use "
+        "the embedded database."
+    )
+
+
+def _migrate(owner_url: str, settings: Settings) -> None:
+    bootstrap = sa.create_engine(owner_url, poolclass=sa.pool.NullPool)
     try:
         with bootstrap.connect() as conn:
             upgrade(conn, model_spec(settings))
     except sa.exc.OperationalError as e:
-        raise DatabaseError(
-            f"cannot connect to PostgreSQL at {make_url(url).render_as_string()}: {e.orig}. "
-            "Check RAGLINE_DATABASE_URL, or unset it to use the embedded database."
-        ) from e
+        raise _unreachable(owner_url, e) from e
     finally:
         bootstrap.dispose()
 
-    engine = sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+def _create(url: str, settings: Settings, *, service: bool) -> Engine:
+    probe = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with probe.connect() as conn:
+            exempt = bool(conn.execute(_EXEMPT).scalar_one())
+    except sa.exc.OperationalError as e:
+        raise _unreachable(url, e) from e
+    finally:
+        probe.dispose()
+    if service and exempt:
+        log.warning(
+            "database_service_runs_as_owner",
+            user=make_url(url).username,
+            hint="row-level security binds it only inside tenant scopes; give the service "
+            "its own role (docs/database.md) and set RAGLINE_DATABASE_OWNER_URL to the owner",
+        )
+
+    engine = sa.create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=5,
+        execution_options={RLS_BINDS: not exempt},
+    )
+    session = [f"SET hnsw.ef_search = {int(settings.hnsw_ef_search)}"]
+    if service:
+        session.append(f"SET ragline.scope = '{SYSTEM_SCOPE}'")
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: object) -> None:
         register_vector(dbapi_connection)
         with dbapi_connection.cursor() as cursor:
-            cursor.execute(f"SET hnsw.ef_search = {int(settings.hnsw_ef_search)}")
+            for statement in session:
+                cursor.execute(statement)
         dbapi_connection.commit()
 
     return engine
