@@ -187,7 +187,7 @@ def sqlalchemy_url(url: str) -> str:
 # The test modules that use Redis. Each gets its own database in 1..15 (0 is left to
 # whatever else runs on the machine): its name's CRC-32 modulo 15, moved on to the next
 # free number when an earlier module in this list holds it. Append, never reorder.
-REDIS_MODULES = ("test_tenancy", "test_celery", "test_beat", "test_stream")
+REDIS_MODULES = ("test_tenancy", "test_celery", "test_beat", "test_stream", "test_edge")
 
 
 def _redis_dbs() -> dict[str, int]:

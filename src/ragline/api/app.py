@@ -5,7 +5,11 @@
 On start it connects to the database (migrating it), starts loading the embedding
 model in the background (``/readyz`` says when it is loaded) and, without a broker,
 starts the in-process job runner and the scheduler of source syncs (with a broker,
-Celery Beat schedules them). OpenAPI docs are at ``/docs``.
+Celery Beat schedules them). OpenAPI docs are at ``/docs``, served without a CDN.
+
+In front of the routes, ``BodyLimitMiddleware`` bounds what a request may make the
+service read before its key is checked, and ``ObserveMiddleware`` gives every answer
+a request id, a log line and a latency figure.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from ragline.answer.service import Answerer, get_llm
+from ragline.api import docs
 from ragline.api.deps import Services
 from ragline.api.errors import install as install_error_handlers
+from ragline.api.limits import BodyLimitMiddleware
 from ragline.api.metrics import DatabaseCollector
 from ragline.api.middleware import ObserveMiddleware
 from ragline.api.routes import ask, documents, health, jobs, operator, search, sources
@@ -74,6 +80,12 @@ def create_app(settings: Settings) -> FastAPI:
             dispatcher=dispatcher,
             limiter=get_rate_limiter(settings, engine),
             sources=SourceService(engine, settings, dispatcher),
+            auth_failures=get_rate_limiter(
+                settings,
+                engine,
+                per_minute=settings.auth_failures_per_minute,
+                burst=settings.auth_failures_burst,
+            ),
         )
         app.state.db_metrics = CollectorRegistry(auto_describe=True)
         app.state.db_metrics.register(DatabaseCollector(engine))
@@ -99,7 +111,10 @@ def create_app(settings: Settings) -> FastAPI:
         "questions from it with citations.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    docs.install(app)
     for router in (
         documents.router,
         jobs.router,
@@ -112,6 +127,12 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(router)
 
     install_error_handlers(app)
-    app.add_middleware(ObserveMiddleware, max_upload_bytes=settings.max_upload_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_request_bytes=settings.max_request_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+        auth_required=settings.auth_required,
+    )
+    app.add_middleware(ObserveMiddleware)  # outermost: it sees the limits' answers too
 
     return app

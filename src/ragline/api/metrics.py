@@ -41,7 +41,8 @@ class DatabaseCollector(Collector):
         for queue, count in waiting.items():
             depth.add_metric([queue], count)
         yield depth
-        # No tenant label: /metrics needs no key, and tenant names are not for everyone.
+        # No tenant label: /metrics may be open to anyone who reaches it, and tenant names
+        # are not for everyone.
         total = total_chunks(self.engine)
         yield GaugeMetricFamily(
             "ragline_chunks_indexed", "Chunks in the index, all tenants.", value=int(total)

@@ -1,6 +1,12 @@
-"""Liveness, readiness and Prometheus metrics (no API key needed)."""
+"""Liveness, readiness and Prometheus metrics (no API key needed; ``/metrics`` wants
+``Authorization: Bearer <RAGLINE_METRICS_TOKEN>`` when that token is set).
+
+    curl -H "Authorization: Bearer $RAGLINE_METRICS_TOKEN" http://127.0.0.1:8000/metrics
+"""
 
 from __future__ import annotations
+
+import hmac
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Request, Response
@@ -9,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ragline.api.deps import ServicesDep
 from ragline.api.schemas import Health
+from ragline.config import Settings
 from ragline.metrics import REGISTRY
 
 router = APIRouter(tags=["operations"])
@@ -42,7 +49,22 @@ def readyz(request: Request, services: ServicesDep) -> Response:
     return JSONResponse(health.model_dump(), status_code=200 if ok else 503)
 
 
+def _may_scrape(request: Request, settings: Settings) -> bool:
+    token = settings.metrics_token
+    if token is None:
+        return True
+    expected = f"Bearer {token.get_secret_value()}".encode()
+    given = request.headers.get("authorization", "").encode("latin-1", "replace")
+    return hmac.compare_digest(given, expected)
+
+
 @router.get("/metrics", include_in_schema=False)
-def metrics(request: Request) -> Response:
+def metrics(request: Request, services: ServicesDep) -> Response:
+    if not _may_scrape(request, services.settings):
+        return JSONResponse(
+            {"detail": "/metrics needs 'Authorization: Bearer <token>' (RAGLINE_METRICS_TOKEN)"},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     body = generate_latest(REGISTRY) + generate_latest(request.app.state.db_metrics)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
