@@ -163,10 +163,14 @@ class Answer:
     citations: list[Citation]
     trace_id: str
     conversation_id: str | None = None
-    # Citation markers that pointed at no source and were removed.
+    # Citation markers removed: pointing at no passage, or at one that does not
+    # support the sentence.
     removed_citations: int = 0
-    # A factual answer without any valid citation.
+    # The model wrote sentences its passages do not support (dropped), or the answer
+    # has no valid citation.
     unsupported: bool = False
+    # Sentences of the model's text dropped for want of a supporting citation.
+    dropped_sentences: int = 0
     provider: str | None = None
     usage: dict[str, int] | None = None
     # Reused from the answer cache rather than generated for this request.
@@ -181,6 +185,7 @@ class Answer:
             "trace_id": self.trace_id,
             "removed_citations": self.removed_citations,
             "unsupported": self.unsupported,
+            "dropped_sentences": self.dropped_sentences,
             "provider": self.provider,
             "usage": self.usage,
             "cached": self.cached,

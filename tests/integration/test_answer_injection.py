@@ -124,6 +124,7 @@ def test_an_obedient_model_keeps_only_supported_sentences(
     assert [c.n for c in answer.citations] == [4]
     assert answer.removed_citations == 1
     assert answer.unsupported, "two sentences of the model's were dropped"
+    assert answer.dropped_sentences == 2
     assert trace_notes(engine, settings.tenant, answer.trace_id)["dropped_sentences"] == 2
 
 

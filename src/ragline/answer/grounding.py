@@ -64,6 +64,7 @@ def generated_answer(
             trace_id,
             removed_citations=checker.removed,
             unsupported=True,
+            dropped_sentences=checker.dropped,
             provider=completion.provider,
             usage=usage,
         )
@@ -74,6 +75,7 @@ def generated_answer(
         trace_id,
         removed_citations=checker.removed,
         unsupported=checker.dropped > 0,
+        dropped_sentences=checker.dropped,
         provider=completion.provider,
         usage=usage,
     )

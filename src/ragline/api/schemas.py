@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from ragline.domain import Filter
+from ragline.jobs.store import JobStatus
 
 
 def _no_nul(value: str) -> str:
@@ -68,7 +69,7 @@ class JobOut(BaseModel):
     id: str
     kind: str
     queue: str
-    status: Literal["queued", "running", "succeeded", "failed", "retrying"]
+    status: JobStatus
     progress: float = Field(description="Share of the job's items done, 0 to 1.")
     attempts: int
     max_attempts: int
@@ -173,8 +174,17 @@ class AskResponse(BaseModel):
     citations: list[CitationOut]
     conversation_id: str | None
     trace_id: str
-    removed_citations: int = Field(description="Markers that pointed at no passage.")
-    unsupported: bool = Field(description="A generated answer with no valid citation.")
+    removed_citations: int = Field(
+        description="Markers removed: pointing at no passage, or at one that does not "
+        "support the sentence."
+    )
+    unsupported: bool = Field(
+        description="The model wrote sentences its passages do not support (dropped), or "
+        "the answer has no valid citation."
+    )
+    dropped_sentences: int = Field(
+        default=0, description="Sentences dropped for want of a supporting citation."
+    )
     provider: str | None
     usage: dict[str, int] | None = Field(description="Tokens, as the provider counted them.")
     cached: bool = Field(description="Reused from an identical earlier question.")

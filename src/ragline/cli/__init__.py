@@ -245,8 +245,16 @@ def ask(
             highlight=False,
         )
     if answer["removed_citations"]:
-        out.print(f"[yellow]{answer['removed_citations']} citation(s) to no source removed[/]")
-    if answer["unsupported"]:
+        out.print(
+            f"[yellow]{answer['removed_citations']} citation(s) removed: no such source, or "
+            "it does not support the sentence[/]"
+        )
+    if answer["dropped_sentences"]:
+        out.print(
+            f"[yellow]{answer['dropped_sentences']} sentence(s) of the model dropped: no "
+            "source supports them[/]"
+        )
+    elif answer["unsupported"]:
         out.print("[yellow]This answer cites no source: treat it with care.[/]")
     err.print(
         f"[dim]{answer['mode']} answer; conversation {answer['conversation_id']} "

@@ -6,10 +6,9 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
 
 from ragline.api.deps import ReaderDep, ServicesDep
-from ragline.api.schemas import JobOut
+from ragline.api.schemas import JobList, JobOut
 from ragline.audit import record
 from ragline.db.tenancy import tenant_scope
 from ragline.errors import Conflict, NotFound
@@ -18,27 +17,17 @@ from ragline.jobs.store import JobStatus, get_job, list_jobs, request_cancel
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
-class JobView(JobOut):
-    """A job as the API shows it, in any of its states (``cancelled`` included)."""
-
-    status: JobStatus  # type: ignore[assignment]
-
-
-class JobViews(BaseModel):
-    jobs: list[JobView]
-
-
-@router.get("/{job_id}", response_model=JobView)
-def get(job_id: uuid.UUID, principal: ReaderDep, services: ServicesDep) -> JobView:
+@router.get("/{job_id}", response_model=JobOut)
+def get(job_id: uuid.UUID, principal: ReaderDep, services: ServicesDep) -> JobOut:
     with tenant_scope(services.engine, principal.tenant) as conn:
         job = get_job(conn, job_id)
     if job is None:
         raise NotFound(f"no job {job_id}")
-    return JobView(**job.as_dict())
+    return JobOut(**job.as_dict())
 
 
-@router.delete("/{job_id}", status_code=202, response_model=JobView)
-def cancel(job_id: uuid.UUID, principal: ReaderDep, services: ServicesDep) -> JobView:
+@router.delete("/{job_id}", status_code=202, response_model=JobOut)
+def cancel(job_id: uuid.UUID, principal: ReaderDep, services: ServicesDep) -> JobOut:
     """Cancel a job (writer). A waiting job ends ``cancelled`` at once; a running one is
     stopped within a few seconds (poll it): its document keeps the version it had."""
     principal.require("writer")
@@ -60,17 +49,17 @@ def cancel(job_id: uuid.UUID, principal: ReaderDep, services: ServicesDep) -> Jo
                 target=str(job_id),
                 details={"kind": job.kind, "status": before.status},
             )
-    return JobView(**job.as_dict())
+    return JobOut(**job.as_dict())
 
 
-@router.get("", response_model=JobViews)
+@router.get("", response_model=JobList)
 def recent(
     principal: ReaderDep,
     services: ServicesDep,
     status: JobStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-) -> JobViews:
+) -> JobList:
     """The tenant's most recent jobs, newest first."""
     with tenant_scope(services.engine, principal.tenant) as conn:
         jobs = list_jobs(conn, status=status, limit=limit)
-    return JobViews(jobs=[JobView(**job.as_dict()) for job in jobs])
+    return JobList(jobs=[JobOut(**job.as_dict()) for job in jobs])
