@@ -16,10 +16,11 @@ import pytest
 from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
-from ragline.auth import Principal, audit_events, change_policy, create_key
+from ragline.auth import Principal, create_key
 from ragline.cli import app
 from ragline.config import Settings
 from ragline.errors import ConfigurationError, Forbidden, OutsideAllowance
+from ragline.operator import audit_events, change_policy
 from ragline.sources.build import build_context
 from ragline.sources.store import SourceSpec, create_source
 from tests.integration.service import Client, client_for, serve_in_thread

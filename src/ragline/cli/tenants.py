@@ -57,8 +57,8 @@ def _change(
     redact_pii: bool | None,
     as_json: bool,
 ) -> None:
-    from ragline.auth import change_policy
     from ragline.db.engine import get_engine
+    from ragline.operator import change_policy
     from ragline.sources.registry import KIND_NAMES
 
     unknown = set(lists["kinds"]) - set(KIND_NAMES)
@@ -103,8 +103,8 @@ def _print_policy(tenant: str, policy: TenantPolicy, *, as_json: bool) -> None:
 @tenant_app.command("show")
 def tenant_show(tenant: Tenant, as_json: JsonOption = False) -> None:
     """A tenant's policy: what its sources may reach (the defaults when none was set)."""
-    from ragline.auth import tenant_policy
     from ragline.db.engine import get_engine
+    from ragline.operator import tenant_policy
 
     settings = load_settings()
     with friendly_errors():
@@ -115,8 +115,8 @@ def tenant_show(tenant: Tenant, as_json: JsonOption = False) -> None:
 @tenant_app.command("list")
 def tenant_list(as_json: JsonOption = False) -> None:
     """The tenants whose policy was set (the others have the defaults)."""
-    from ragline.auth import tenant_policies
     from ragline.db.engine import get_engine
+    from ragline.operator import tenant_policies
 
     settings = load_settings()
     with friendly_errors():
@@ -225,8 +225,8 @@ def audit(
     """The audit log of administrative actions (keys, sources, policies), newest first."""
     import dataclasses
 
-    from ragline.auth import audit_events
     from ragline.db.engine import get_engine
+    from ragline.operator import audit_events
 
     settings = load_settings()
     when = since.replace(tzinfo=since.tzinfo or dt.UTC) if since else None

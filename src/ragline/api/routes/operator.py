@@ -17,8 +17,8 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel
 
 from ragline.api.deps import AdminDep, OperatorDep, ServicesDep
-from ragline.auth import audit_events, change_policy, tenant_policies, tenant_policy
 from ragline.errors import ConfigurationError
+from ragline.operator import audit_events, change_policy, tenant_policies, tenant_policy
 from ragline.sources.registry import KIND_NAMES
 from ragline.tenants import TenantPolicy
 
