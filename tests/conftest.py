@@ -70,14 +70,15 @@ def embedder(settings: Settings) -> Embedder:
 
 @pytest.fixture
 def clean_db(engine: Engine) -> Engine:
-    """An empty index. The embedding cache is kept: it is content-addressed, so it
-    changes no result, only how many chunks reach the model."""
+    """An empty index, no tenant policy and an empty audit log. The embedding cache is
+    kept: it is keyed by tenant and content, so it changes no result, only how many
+    chunks reach the model."""
     with engine.begin() as conn:
         conn.execute(
             sa.text(
                 "TRUNCATE documents, chunks, postings, bm25_stats, sync_runs, uploads, jobs, "
-                "rate_buckets, conversations, answers, feedback, answer_cache, sources "
-                "RESTART IDENTITY"
+                "rate_buckets, conversations, answers, feedback, answer_cache, sources, "
+                "tenant_policies, audit_log RESTART IDENTITY"
             )
         )
     return engine

@@ -108,9 +108,9 @@ CAFETERIA = (
 
 
 @pytest.fixture(autouse=True)
-def _allowed(engine: Engine, settings: Settings) -> None:
+def _allowed(clean_db: Engine, settings: Settings) -> None:
     """The operator lets the tests' tenant reach the local wiki with its token."""
-    allow(engine, settings.tenant, env=(TOKEN_ENV,))
+    allow(clean_db, settings.tenant, env=(TOKEN_ENV,))
 
 
 @pytest.fixture

@@ -68,10 +68,10 @@ PDF_QUERY = "descale the titanium plates of the heat exchanger"
 
 
 @pytest.fixture(autouse=True)
-def _allowed(engine: Engine) -> None:
+def _allowed(clean_db: Engine) -> None:
     """The operator lets the tests' tenant reach the local S3 server and broker with the
     credentials these variables hold."""
-    allow(engine, env=(KEY_ID_ENV, SECRET_ENV, EVENTS_URL_ENV))
+    allow(clean_db, env=(KEY_ID_ENV, SECRET_ENV, EVENTS_URL_ENV))
 
 
 @pytest.fixture(scope="module")

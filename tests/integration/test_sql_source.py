@@ -26,9 +26,9 @@ UNSET_ENV = "TEST_UNSET_NEWS_DB_URL"
 
 
 @pytest.fixture(autouse=True)
-def _allowed(engine: Engine) -> None:
+def _allowed(clean_db: Engine) -> None:
     """The operator lets the tests' tenant reach the database servers of this machine."""
-    allow(engine, env=(UNSET_ENV,))
+    allow(clean_db, env=(UNSET_ENV,))
 
 
 T0 = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC)

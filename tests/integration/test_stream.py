@@ -315,9 +315,9 @@ def consume(record: SourceRecord, context: SourceContext, **options: Any) -> Non
 
 
 @pytest.fixture(autouse=True)
-def _allowed(engine: Engine) -> None:
+def _allowed(clean_db: Engine) -> None:
     """The operator lets the tests' tenant reach the local brokers."""
-    allow(engine, env=(CDC_URL_ENV,))
+    allow(clean_db, env=(CDC_URL_ENV,))
 
 
 @pytest.fixture(scope="module", autouse=True)
