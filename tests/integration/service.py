@@ -128,7 +128,7 @@ class Client:
 def start_long_job(client: Client) -> dict[str, str]:
     """Upload a document that takes several seconds to index (text no cache has seen)
     and return its ids once its job has been running for a moment."""
-    text = word_salad(6000, seed=uuid.uuid4().int)
+    text = word_salad(30000, seed=uuid.uuid4().int)
     ids: dict[str, str] = client.upload("log.md", text.encode(), "text/markdown").json()
     wait_for(
         lambda: client.job(ids["job_id"])["status"] == "running",

@@ -26,6 +26,7 @@ import redis
 import sqlalchemy as sa
 from kombu import Connection, Producer
 from sqlalchemy.engine import Engine
+from structlog.testing import capture_logs
 
 from ragline.config import Settings
 from ragline.errors import ConfigurationError, MalformedEvent
@@ -549,10 +550,17 @@ def test_rabbitmq_batch_is_requeued_until_the_database_takes_it(
     publish(amqp_queue, corpus.messages)
     total = len(corpus.messages)
 
-    with consuming(record, context_for(record, settings, clean_db), consumers=2) as errors:
+    with (
+        capture_logs() as logged,
+        consuming(record, context_for(record, settings, clean_db), consumers=2) as errors,
+    ):
         with documents_table_gone(clean_db):
-            wait_until(lambda: queue_counts(amqp_queue)[0] < total, "a consumer to take a batch")
-            time.sleep(2)  # applying fails; the batch goes back to the queue, and again
+            wait_until(
+                lambda: sum(e["event"] == "stream_batch_failed" for e in logged) >= 2,
+                "the consumers to fail a batch twice",
+            )
+            # Backing off, a consumer holds no message: the batch is back in the queue.
+            wait_until(lambda: queue_counts(amqp_queue)[0] == total, "the batch to be back")
             assert indexed_count(clean_db, "documents_offline") == 0
         # Every message taken, not only every document present: the last messages may
         # hold older versions of documents already indexed.

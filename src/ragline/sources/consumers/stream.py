@@ -136,12 +136,15 @@ class _Consumer:
                     if not recoverable(e):
                         raise
                     self.log.warning("stream_connection_failed", error=f"{type(e).__name__}: {e}")
-                    if transport is not None:
-                        transport.close()
-                    transport = None
                     applied = False
                 failures = 0 if applied else failures + 1
                 if failures:
+                    # Waiting to retry, hold no message (a broker still hands a subscribed
+                    # consumer its prefetch, which other consumers could be applying); a
+                    # broken connection is dropped here too.
+                    if transport is not None:
+                        transport.close()
+                    transport = None
                     self._sleep(_BACKOFF.delay(failures))
                     last_message = time.monotonic()  # waiting to retry is not being idle
         finally:
