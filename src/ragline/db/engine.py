@@ -79,28 +79,24 @@ def database_url(settings: Settings) -> str:
 def get_engine(settings: Settings | None = None) -> Engine:
     """The service's engine for ``settings`` (cached per URL), with the schema brought
     up to date. Its connections start in the system scope (``tenancy.py``)."""
-    settings = settings or get_settings()
-    urls = database_urls(settings)
-    with _lock:
-        engine = _engines.get(("service", urls.service))
-        if engine is None:
-            _migrate(urls.owner, settings)
-            engine = _create(urls.service, settings, service=True)
-            _engines[("service", urls.service)] = engine
-    return engine
+    return _cached(settings or get_settings(), service=True)
 
 
 def owner_engine(settings: Settings | None = None) -> Engine:
     """An engine of the tables' owner, for migrations and schema work (never for
     requests): row-level security does not bind it outside ``tenant_scope``."""
-    settings = settings or get_settings()
+    return _cached(settings or get_settings(), service=False)
+
+
+def _cached(settings: Settings, *, service: bool) -> Engine:
     urls = database_urls(settings)
+    key = ("service", urls.service) if service else ("owner", urls.owner)
     with _lock:
-        engine = _engines.get(("owner", urls.owner))
+        engine = _engines.get(key)
         if engine is None:
             _migrate(urls.owner, settings)
-            engine = _create(urls.owner, settings, service=False)
-            _engines[("owner", urls.owner)] = engine
+            engine = _create(key[1], settings, service=service)
+            _engines[key] = engine
     return engine
 
 
